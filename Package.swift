@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+//
+// The pipeline is visible in the target names:
+//   FWPolicy -> FWResolve (names -> addresses) -> FWRuleset (the IR and the compiler)
+//            -> FWRender (nft, iptables, JSON) / FWNetlink (the kernel) -> fwctl (thin CLI)
+// FWRuleset takes the resolution as plain addresses, so it builds without the resolver.
+// CNetfilter and CLdns are the system libraries underneath, found with pkg-config.
+import PackageDescription
+
+let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "fwctl",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "fwctl", targets: ["fwctl"]),
+        .library(name: "FWPolicy", targets: ["FWPolicy"]),
+        .library(name: "FWResolve", targets: ["FWResolve"]),
+        .library(name: "FWRuleset", targets: ["FWRuleset"]),
+        .library(name: "FWRender", targets: ["FWRender"]),
+        .library(name: "FWNetlink", targets: ["FWNetlink"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // System libraries.
+        .systemLibrary(name: "CNetfilter", pkgConfig: "libnftnl",
+                       providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
+        .systemLibrary(name: "CLdns", pkgConfig: "ldns",
+                       providers: [.apt(["libldns-dev"])]),
+
+        // One library per stage.
+        .target(name: "FWPolicy", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+                swiftSettings: v5),
+        .target(name: "FWResolve", dependencies: ["FWPolicy", "CLdns"], swiftSettings: v5),
+        .target(name: "FWRuleset", dependencies: ["FWPolicy"], swiftSettings: v5),
+        .target(name: "FWRender", dependencies: ["FWRuleset"], swiftSettings: v5),
+        .target(name: "FWNetlink", dependencies: ["FWRuleset", "CNetfilter"], swiftSettings: v5),
+
+        // The thin command line.
+        .executableTarget(name: "fwctl", dependencies: [
+            "FWPolicy", "FWResolve", "FWRuleset", "FWRender", "FWNetlink",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: v5),
+
+        // Tests mirror the floors.
+        .target(name: "FWTestSupport", dependencies: ["FWPolicy"], path: "Tests/FWTestSupport",
+                swiftSettings: v5),
+        .testTarget(name: "FWPolicyTests", dependencies: ["FWPolicy", "FWTestSupport"],
+                    swiftSettings: v5),
+        .testTarget(name: "FWResolveTests", dependencies: ["FWResolve", "FWTestSupport"],
+                    swiftSettings: v5),
+        // Golden files live in the source tree (Tests/FWRenderTests/Golden), not in the
+        // bundle, so a mismatch can write NAME.actual beside the committed file.
+        .testTarget(name: "FWRulesetTests", dependencies: ["FWRuleset", "FWRender", "FWTestSupport"],
+                    exclude: ["Golden", "Fixtures"], swiftSettings: v5),
+        .testTarget(name: "FWNetlinkTests", dependencies: ["FWNetlink", "FWTestSupport"],
+                    swiftSettings: v5),
+        .testTarget(name: "CLITests", dependencies: ["FWTestSupport"], swiftSettings: v5),
+    ]
+)

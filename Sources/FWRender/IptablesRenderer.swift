@@ -1,0 +1,158 @@
+import Foundation
+import FWPolicy
+import FWRuleset
+
+/// Renders the IR as `ipset restore`, `iptables-restore` and `ip6tables-restore` input.
+/// fwctl's rules live in its own chains (`TABLE-output`, `TABLE-input`), each hooked into the
+/// built-in chain by one jump, so nothing else in the host's tables is touched.
+public struct IptablesRenderer: Sendable {
+    public init() {}
+
+    /// The three inputs, each loadable on its own by its tool.
+    public struct Parts: Sendable {
+        public var ipset: String
+        public var ipv4: String
+        public var ipv6: String
+    }
+
+    public func parts(_ r: Ruleset) -> Parts {
+        Parts(ipset: r.table.sets.map { ipset($0, table: r.table.name) }.joined(),
+              ipv4: restore(r.table, family: .ipv4),
+              ipv6: restore(r.table, family: .ipv6))
+    }
+
+    public func render(_ r: Ruleset) -> String {
+        let p = parts(r)
+        var out = "# fwctl ruleset for iptables (table \"\(r.table.name)\")\n"
+        for n in r.notes { out += "# \(n)\n" }
+        out += "# Load in order: ipset restore; iptables-restore --noflush; ip6tables-restore --noflush\n"
+        out += "\n# --- ipset restore ---\n" + p.ipset
+        out += "\n# --- iptables-restore ---\n" + p.ipv4
+        out += "\n# --- ip6tables-restore ---\n" + p.ipv6
+        return out
+    }
+
+    /// ipset names are at most 31 bytes.
+    public static func ipsetName(_ set: String, table: String) -> String {
+        let name = "\(table)-\(set)"
+        guard name.utf8.count > 31 else { return name }
+        var h: UInt32 = 0x811c9dc5
+        for b in name.utf8 { h = (h ^ UInt32(b)) &* 0x0100_0193 }
+        return String(name.prefix(22)) + "-" + String(format: "%08x", h)
+    }
+
+    public static func chainName(_ chain: String, table: String) -> String { "\(table)-\(chain)" }
+
+    func ipset(_ s: NamedSet, table: String) -> String {
+        let name = Self.ipsetName(s.name, table: table)
+        var out = ""
+        if !s.hosts.isEmpty { out += "# hosts: \(s.hosts.joined(separator: ", "))\n" }
+        out += "create \(name) hash:net family \(s.keyType == .ipv4Addr ? "inet" : "inet6")\n"
+        for e in s.elements { out += "add \(name) \(e)\n" }
+        return out
+    }
+
+    func restore(_ t: Table, family: AddressFamily) -> String {
+        var out = "*filter\n"
+        for c in t.chains { out += ":\(Self.chainName(c.name, table: t.name)) - [0:0]\n" }
+        for c in t.chains {
+            if let b = c.base {
+                out += "-I \(b.hook.rawValue.uppercased()) -j \(Self.chainName(c.name, table: t.name))\n"
+            }
+        }
+        for c in t.chains {
+            let chain = Self.chainName(c.name, table: t.name)
+            for r in c.rules {
+                for line in rule(r, family: family, table: t.name) { out += "-A \(chain) \(line)\n" }
+            }
+            if c.base?.policy == .drop, !(c.rules.last.map(isCatchAll) ?? false) {
+                out += "-A \(chain) -j DROP\n"
+            }
+        }
+        return out + "COMMIT\n"
+    }
+
+    func isCatchAll(_ r: Rule) -> Bool {
+        guard r.matches.isEmpty, let v = r.verdict else { return false }
+        if case .jump = v { return false }
+        return true
+    }
+
+    /// The lines for one rule in one family: none when the rule is for the other family,
+    /// several when iptables needs one rule per value (ICMP types).
+    func rule(_ r: Rule, family: AddressFamily, table: String) -> [String] {
+        var variants: [[String]] = [[]]
+        for m in r.matches {
+            guard let options = match(m, family: family, table: table) else { return [] }
+            variants = variants.flatMap { v in options.map { v + [$0] } }
+        }
+        var tail: [String] = []
+        for s in r.statements {
+            if case .limit(let rate, let per, let burst) = s {
+                tail.append("-m limit --limit \(rate)/\(per == .second ? "sec" : per == .minute ? "min" : "hour") --limit-burst \(burst)")
+            }
+        }
+        var targets: [String] = []
+        for s in r.statements { if case .log(let prefix) = s { targets.append("-j LOG --log-prefix \"\(prefix)\"") } }
+        if let v = r.verdict { targets.append(verdict(v, family: family, table: table)) }
+        return variants.flatMap { v in targets.map { (v + tail + [$0]).joined(separator: " ") } }
+    }
+
+    /// The alternatives for one match (usually one), or nil when the match excludes the family.
+    func match(_ m: Match, family: AddressFamily, table: String) -> [String]? {
+        switch m {
+        case .interfaceName(let dir, let name):
+            return ["\(dir == .source ? "-i" : "-o") \(name)"]
+        case .ctState(let states):
+            // iptables-save prints RELATED before ESTABLISHED.
+            let order: [CtState] = [.invalid, .new, .related, .established, .untracked]
+            return ["-m conntrack --ctstate " + order.filter(states.contains).map { $0.rawValue.uppercased() }.joined(separator: ",")]
+        case .l4proto(let p):
+            return ["-p \(p)"]
+        case .address(let dir, let fam, let a):
+            guard fam == family else { return nil }
+            switch a {
+            case .prefix(let c): return ["\(dir == .source ? "-s" : "-d") \(c.longDescription)"]
+            case .set(let n):
+                return ["-m set --match-set \(Self.ipsetName(n, table: table)) \(dir == .source ? "src" : "dst")"]
+            }
+        case .port(let proto, let dir, .ranges(let ranges)):
+            let flag = dir == .source ? "sport" : "dport"
+            let text = ranges.map { $0.isSingle ? "\($0.lower)" : "\($0.lower):\($0.upper)" }
+            if text.count == 1 { return ["-p \(proto) -m \(proto) --\(flag) \(text[0])"] }
+            // multiport takes at most 15 entries (a range counts as two).
+            return chunks(ranges).map { chunk in
+                "-p \(proto) -m multiport --\(flag)s " + chunk.map { $0.isSingle ? "\($0.lower)" : "\($0.lower):\($0.upper)" }.joined(separator: ",")
+            }
+        case .icmpType(let types):
+            guard family == .ipv4 else { return nil }
+            return types.map { "-p icmp -m icmp --icmp-type \($0.number)" }
+        case .icmpv6Type(let types):
+            guard family == .ipv6 else { return nil }
+            return types.map { "-p ipv6-icmp -m icmp6 --icmpv6-type \($0.number)" }
+        }
+    }
+
+    func chunks(_ ranges: [PortRange]) -> [[PortRange]] {
+        var out: [[PortRange]] = [[]]
+        var used = 0
+        for r in ranges {
+            let cost = r.isSingle ? 1 : 2
+            if used + cost > 15 { out.append([]); used = 0 }
+            out[out.count - 1].append(r)
+            used += cost
+        }
+        return out
+    }
+
+    func verdict(_ v: Verdict, family: AddressFamily, table: String) -> String {
+        switch v {
+        case .accept: return "-j ACCEPT"
+        case .drop: return "-j DROP"
+        case .reject(.tcpReset): return "-j REJECT --reject-with tcp-reset"
+        case .reject(.adminProhibited):
+            return "-j REJECT --reject-with \(family == .ipv4 ? "icmp-admin-prohibited" : "icmp6-adm-prohibited")"
+        case .jump(let c): return "-j \(Self.chainName(c, table: table))"
+        }
+    }
+}

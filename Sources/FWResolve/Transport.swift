@@ -1,0 +1,234 @@
+import FWPolicy
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Asks the configured servers, in order and for a bounded number of rounds, with
+/// explicit timeouts. One instance belongs to one worker thread: it keeps one
+/// connected UDP socket per server, so the kernel drops datagrams from anyone else
+/// and reports a closed port (ICMP unreachable) at once instead of after a timeout.
+final class Transport {
+    /// What a query finally got: an answer to use (NOERROR or NXDOMAIN) or why not.
+    enum Reply: Equatable {
+        case response(DNSResponse)
+        case failure(NameStatus, String)
+    }
+
+    private let servers: [SocketEndpoint]
+    private let addresses: [SocketAddress]
+    private let timeoutMs: Int
+    private let attempts: Int
+    private var sockets: [Int32?]
+
+    init(options: ResolverOptions) {
+        servers = options.servers
+        addresses = options.servers.map(SocketAddress.init)
+        timeoutMs = max(1, options.timeoutMs)
+        attempts = max(1, options.attempts)
+        sockets = Array(repeating: nil, count: servers.count)
+    }
+
+    deinit {
+        for fd in sockets.compactMap({ $0 }) { close(fd) }
+    }
+
+    /// Sends all queries at once and waits for each one's final reply. The time spent is
+    /// bounded by timeoutMs * attempts * servers, plus one TCP exchange per truncation.
+    func exchange(_ queries: [DNSQuery]) -> [Reply] {
+        guard !servers.isEmpty else {
+            return queries.map { _ in .failure(.error, "no DNS servers configured") }
+        }
+        var replies = [Reply?](repeating: nil, count: queries.count)
+        var failures = [[Int: ServerFailure]](repeating: [:], count: queries.count)
+        rounds: for _ in 0..<attempts {
+            for server in servers.indices {
+                let pending = queries.indices.filter { replies[$0] == nil }
+                if pending.isEmpty { break rounds }
+                let outcomes = ask(server, pending.map { queries[$0] })
+                for (k, i) in pending.enumerated() {
+                    switch outcomes[k] {
+                    case .answered(let response): replies[i] = .response(response)
+                    case .failed(let failure): failures[i][server] = failure
+                    }
+                }
+            }
+        }
+        return queries.indices.map { replies[$0] ?? summarize(failures[$0]) }
+    }
+
+    // MARK: - One server
+
+    /// Why one server gave no usable answer.
+    private enum ServerFailure: Error, Equatable {
+        case timeout
+        case rcode(DNSResponse)
+        case broken(String)
+
+        var status: NameStatus {
+            switch self {
+            case .timeout: return .timeout
+            case .rcode(let r) where r.rcode == DNSResponse.serverFailure: return .servfail
+            case .rcode(let r) where r.rcode == DNSResponse.refused: return .refused
+            case .rcode, .broken: return .error
+            }
+        }
+
+        var text: String {
+            switch self {
+            case .timeout: return "timeout"
+            case .rcode(let r): return r.rcodeName
+            case .broken(let why): return why
+            }
+        }
+
+        static func socket(_ operation: String, _ code: Int32) -> ServerFailure {
+            code == ECONNREFUSED ? .broken("port unreachable (connection refused)")
+                : .broken("\(operation): \(String(cString: strerror(code)))")
+        }
+    }
+
+    private enum ServerOutcome {
+        case answered(DNSResponse)
+        case failed(ServerFailure)
+
+        /// NOERROR and NXDOMAIN are answers; any other rcode goes on to the next server.
+        init(_ response: DNSResponse) {
+            self = response.rcode == DNSResponse.noError || response.rcode == DNSResponse.nameError
+                ? .answered(response) : .failed(.rcode(response))
+        }
+    }
+
+    /// One round trip to one server for several queries: all are sent, then answers are
+    /// collected until each has one or the timeout passes.
+    private func ask(_ server: Int, _ queries: [DNSQuery]) -> [ServerOutcome] {
+        let fd: Int32
+        switch udpSocket(server) {
+        case .success(let s): fd = s
+        case .failure(let failure): return queries.map { _ in .failed(failure) }
+        }
+        for query in queries where send(fd, query.wire, query.wire.count, 0) < 0 {
+            let failure = ServerFailure.socket("send", errno)
+            return queries.map { _ in .failed(failure) }
+        }
+        var outcomes = [ServerOutcome?](repeating: nil, count: queries.count)
+        var waiting = Array(queries.indices)
+        var truncated: [Int] = []
+        let deadline = Deadline(ms: timeoutMs)
+        var buffer = [UInt8](repeating: 0, count: 65535)
+        while !waiting.isEmpty && waitFor(POLLIN, on: fd, until: deadline) {
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if n < 0 {
+                if errno == EAGAIN || errno == EINTR { continue }
+                let failure = ServerFailure.socket("receive", errno)
+                for i in waiting { outcomes[i] = .failed(failure) }
+                break
+            }
+            let datagram = Array(buffer[0..<n])
+            for (k, i) in waiting.enumerated() {
+                let match = queries[i].match(datagram)
+                if match == .notOurs { continue }
+                waiting.remove(at: k)
+                switch match {
+                case .truncated: truncated.append(i)
+                case .malformed: outcomes[i] = .failed(.broken("malformed answer"))
+                case .response(let response): outcomes[i] = ServerOutcome(response)
+                case .notOurs: break
+                }
+                break
+            }
+        }
+        for i in truncated { outcomes[i] = overTCP(server, queries[i]) }
+        return outcomes.map { $0 ?? .failed(.timeout) }
+    }
+
+    private func udpSocket(_ server: Int) -> Result<Int32, ServerFailure> {
+        if let fd = sockets[server] { return .success(fd) }
+        let fd = socket(addresses[server].family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failure(.socket("socket", errno)) }
+        guard addresses[server].connectSocket(fd) == 0 else {
+            let failure = ServerFailure.socket("connect", errno)
+            close(fd)
+            return .failure(failure)
+        }
+        sockets[server] = fd
+        return .success(fd)
+    }
+
+    // MARK: - TCP, for truncated answers
+
+    /// The same question over a fresh TCP connection, with its own timeoutMs.
+    private func overTCP(_ server: Int, _ query: DNSQuery) -> ServerOutcome {
+        let deadline = Deadline(ms: timeoutMs)
+        let fd = socket(addresses[server].family,
+                        Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failed(.socket("TCP socket", errno)) }
+        defer { close(fd) }
+        let length = UInt16(query.wire.count)
+        let message = [UInt8(length >> 8), UInt8(length & 0xff)] + query.wire
+        if let failure = tcpConnect(fd, server, deadline) ?? tcpWrite(fd, message, deadline) {
+            return .failed(failure)
+        }
+        let reply = tcpRead(fd, 2, deadline).flatMap { header in
+            tcpRead(fd, Int(header[0]) << 8 | Int(header[1]), deadline)
+        }
+        switch reply {
+        case .failure(let failure): return .failed(failure)
+        case .success(let bytes):
+            switch query.match(bytes) {
+            case .response(let response): return ServerOutcome(response)
+            case .notOurs: return .failed(.broken("TCP answer to another question"))
+            case .truncated, .malformed: return .failed(.broken("malformed answer over TCP"))
+            }
+        }
+    }
+
+    private func tcpConnect(_ fd: Int32, _ server: Int, _ deadline: Deadline) -> ServerFailure? {
+        if addresses[server].connectSocket(fd) != 0 && errno != EINPROGRESS {
+            return .socket("TCP connect", errno)
+        }
+        guard waitFor(POLLOUT, on: fd, until: deadline) else { return .timeout }
+        var code: Int32 = 0
+        var size = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &size)
+        return code == 0 ? nil : .socket("TCP connect", code)
+    }
+
+    private func tcpWrite(_ fd: Int32, _ bytes: [UInt8], _ deadline: Deadline) -> ServerFailure? {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 { sent += n; continue }
+            guard n < 0, errno == EAGAIN || errno == EINTR else { return .socket("TCP send", errno) }
+            guard waitFor(POLLOUT, on: fd, until: deadline) else { return .timeout }
+        }
+        return nil
+    }
+
+    private func tcpRead(_ fd: Int32, _ count: Int, _ deadline: Deadline) -> Result<[UInt8], ServerFailure> {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = bytes[got...].withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { got += n; continue }
+            if n == 0 { return .failure(.broken("TCP connection closed by the server")) }
+            guard errno == EAGAIN || errno == EINTR else { return .failure(.socket("TCP receive", errno)) }
+            guard waitFor(POLLIN, on: fd, until: deadline) else { return .failure(.timeout) }
+        }
+        return .success(bytes)
+    }
+
+    // MARK: - Reporting
+
+    /// One line for a query that never got an answer. A server's own verdict (SERVFAIL,
+    /// REFUSED, ...) is more telling than silence, so it decides the status.
+    private func summarize(_ failures: [Int: ServerFailure]) -> Reply {
+        let ordered = servers.indices.compactMap { i in failures[i].map { (servers[i], $0) } }
+        if ordered.allSatisfy({ $0.1 == .timeout }) {
+            let names = ordered.map(\.0.description).joined(separator: ", ")
+            let rounds = attempts == 1 ? "1 attempt" : "\(attempts) attempts"
+            return .failure(.timeout, "timeout after \(rounds) of \(timeoutMs) ms to \(names)")
+        }
+        let status = ordered.first { $0.1 != .timeout }?.1.status ?? .error
+        return .failure(status, ordered.map { "\($0.0): \($0.1.text)" }.joined(separator: "; "))
+    }
+}

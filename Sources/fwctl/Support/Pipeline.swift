@@ -1,0 +1,74 @@
+import ArgumentParser
+import FWPolicy
+import FWResolve
+import FWRuleset
+import Foundation
+
+/// The steps commands share: load the policy, find the resolvers, resolve the names.
+/// Each step prints its own diagnostics and throws the contract's exit code on failure.
+enum Pipeline {
+    static func load(_ path: String) throws -> LoadedPolicy {
+        do {
+            let loaded = try PolicyReader.load(path: path)
+            Output.diagnostics(loaded.warnings)
+            return loaded
+        } catch {
+            Output.diagnostics(error.diagnostics)
+            throw Exit.usage.code
+        }
+    }
+
+    /// `dns.servers`, else the nameservers of /etc/resolv.conf.
+    static func dnsServers(_ loaded: LoadedPolicy) throws -> [SocketEndpoint] {
+        if let s = loaded.policy.dns.servers { return s }
+        do {
+            return try SystemResolvers.nameservers()
+        } catch {
+            Output.error("\(loaded.path): dns.servers is not set and \(error)")
+            throw Exit.usage.code
+        }
+    }
+
+    /// Resolves every direct host name and reports each failure: required names as errors,
+    /// optional ones as warnings (they are left out). `requiredFailed` means exit 3.
+    static func resolve(_ loaded: LoadedPolicy, servers: [SocketEndpoint]) -> (resolution: Resolution, requiredFailed: Bool) {
+        let names = loaded.policy.directHostNames
+        let dns = loaded.policy.dns
+        let resolver = Resolver(options: ResolverOptions(servers: servers, timeoutMs: dns.timeoutMs, attempts: dns.attempts))
+        let resolution = resolver.resolve(names) { done, total in
+            Output.progress("resolving \(done)/\(total) names")
+        }
+        Output.endProgress()
+        var failed = false
+        for r in resolution.failures {
+            let optional = loaded.policy.isOptional(r.name)
+            let why = r.detail.map { "\(r.status.rawValue.uppercased()): \($0)" } ?? r.status.rawValue.uppercased()
+            let path = hostPath(loaded.policy, r.name)
+            let message = optional
+                ? "\"\(r.name)\" did not resolve (\(why)); optional, left out"
+                : "\"\(r.name)\" did not resolve (\(why))"
+            Output.error(loaded.diagnostic(optional ? .warning : .error, at: path, message).description)
+            failed = failed || !optional
+        }
+        return (resolution, failed)
+    }
+
+    /// The key path of the first allow entry naming `host`.
+    static func hostPath(_ p: Policy, _ host: String) -> KeyPath {
+        let i = p.allows.first { if case .host(let h) = $0.target { return h.name == host }; return false }?.index ?? 0
+        return KeyPath([.key("allow"), .index(i), .key("host")])
+    }
+
+    /// The input to the compiler. `offline`: DNS is not asked and host sets stay empty.
+    static func compileInput(_ loaded: LoadedPolicy, offline: Bool) throws -> CompileInput {
+        let servers = try dnsServers(loaded)
+        var addresses: [String: [IPAddress]]?
+        if !offline {
+            let (res, failed) = resolve(loaded, servers: servers)
+            if failed { throw Exit.unresolved.code }
+            addresses = Dictionary(uniqueKeysWithValues: res.results.filter(\.isResolved).map { ($0.name, $0.addresses) })
+        }
+        let networks = loaded.policy.firewall.hostNetwork ? LocalNetworks.current() : []
+        return CompileInput(policy: loaded.policy, dnsServers: servers, hostAddresses: addresses, hostNetworks: networks)
+    }
+}
