@@ -42,7 +42,8 @@ enum Pipeline {
         var failed = false
         for r in resolution.failures {
             let optional = loaded.policy.isOptional(r.name)
-            let why = r.detail.map { "\(r.status.rawValue.uppercased()): \($0)" } ?? r.status.rawValue.uppercased()
+            let status = r.status.rawValue.uppercased()
+            let why = r.detail.map { $0.uppercased() == status ? status : "\(status): \($0)" } ?? status
             let path = hostPath(loaded.policy, r.name)
             let message = optional
                 ? "\"\(r.name)\" did not resolve (\(why)); optional, left out"
