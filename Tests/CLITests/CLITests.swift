@@ -144,9 +144,9 @@ final class CLITests: XCTestCase {
             let r = try fwctl(cmd, p)
             XCTAssertEqual(r.status, 3, "\(cmd): \(r.stderr)")
             XCTAssertEqual(r.stderr, """
-            \(p):11:8: allow[1].host: "missing-one.lab.test" did not resolve (NXDOMAIN)
-            \(p):15:8: warning: allow[3].host: "missing-three.lab.test" did not resolve (NXDOMAIN); optional, left out
-            \(p):13:8: allow[2].host: "missing-two.lab.test" did not resolve (NXDOMAIN)
+            \(p):9:8: allow[1].host: "missing-one.lab.test" did not resolve (NXDOMAIN)
+            \(p):11:8: allow[2].host: "missing-two.lab.test" did not resolve (NXDOMAIN)
+            \(p):13:8: warning: allow[3].host: "missing-three.lab.test" did not resolve (NXDOMAIN); optional, left out
 
             """, cmd)
         }

@@ -1,5 +1,8 @@
 import Foundation
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs a program and captures its output. Tests use real tools (nft, ip, dig, fwctl).
 public struct ProcessResult {
@@ -8,32 +11,56 @@ public struct ProcessResult {
     public var stderr: String
 }
 
+/// Runs `executable` with `args` and waits for it. Built on posix_spawn rather than
+/// Foundation's Process: Process watches each child through an inherited socket and blocks
+/// in waitpid when a daemon (dnsmasq) closes that socket on start-up, which stalls every
+/// later Process in the test run.
 @discardableResult
-public func run(_ executable: String, _ args: [String], input: String? = nil, env: [String: String]? = nil) throws -> ProcessResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = args
-    if let env { p.environment = env }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    let inPipe = Pipe()
-    p.standardInput = inPipe
-    try p.run()
-    if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
-    try? inPipe.fileHandleForWriting.close()
-    // Read both pipes before waiting, so a large output cannot block the child.
+public func run(_ executable: String, _ args: [String], input: String? = nil) throws -> ProcessResult {
+    var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+    for i in 0..<3 {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        // Close-on-exec, so no other child started meanwhile keeps these pipes open.
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        switch i { case 0: inPipe = fds; case 1: outPipe = fds; default: errPipe = fds }
+    }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+    posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+    posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+
+    let argv = ([executable] + args).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+    for fd in [inPipe[0], outPipe[1], errPipe[1]] { close(fd) }
+    guard rc == 0 else {
+        for fd in [inPipe[1], outPipe[0], errPipe[0]] { close(fd) }
+        throw POSIXError(.init(rawValue: rc) ?? .EIO)
+    }
+
+    // Feed stdin and drain stdout on other threads, so no pipe can fill up and block.
+    let group = DispatchGroup()
+    let stdinWriter = FileHandle(fileDescriptor: inPipe[1], closeOnDealloc: true)
+    DispatchQueue.global().async(group: group) {
+        if let input { try? stdinWriter.write(contentsOf: Data(input.utf8)) }
+        try? stdinWriter.close()
+    }
     final class Box: @unchecked Sendable { var data = Data() }
     let outBox = Box()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    let outReader = FileHandle(fileDescriptor: outPipe[0], closeOnDealloc: true)
+    DispatchQueue.global().async(group: group) { outBox.data = outReader.readDataToEndOfFile() }
+    let errData = FileHandle(fileDescriptor: errPipe[0], closeOnDealloc: true).readDataToEndOfFile()
     group.wait()
-    let outData = outBox.data
-    p.waitUntilExit()
-    return ProcessResult(status: p.terminationStatus,
-                         stdout: String(decoding: outData, as: UTF8.self),
+
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return ProcessResult(status: exitCode,
+                         stdout: String(decoding: outBox.data, as: UTF8.self),
                          stderr: String(decoding: errData, as: UTF8.self))
 }
 

@@ -40,7 +40,9 @@ enum Pipeline {
         }
         Output.endProgress()
         var failed = false
-        for r in resolution.failures {
+        // In policy order, so the lines read top to bottom like the file.
+        let order = Dictionary(loaded.policy.directHostNames.enumerated().map { ($1, $0) }, uniquingKeysWith: min)
+        for r in resolution.failures.sorted(by: { order[$0.name, default: .max] < order[$1.name, default: .max] }) {
             let optional = loaded.policy.isOptional(r.name)
             let status = r.status.rawValue.uppercased()
             let why = r.detail.map { $0.uppercased() == status ? status : "\(status): \($0)" } ?? status
