@@ -63,10 +63,23 @@ public struct Resolution: Sendable, Codable {
         self.results = results.sorted { $0.name < $1.name }
     }
 
-    /// Looks a name up the way it was normalized for querying.
+    private enum CodingKeys: String, CodingKey { case results }
+
+    /// Decoded results are sorted too: `result(for:)` relies on the order.
+    public init(from decoder: Decoder) throws {
+        self.init(results: try decoder.container(keyedBy: CodingKeys.self).decode([NameResolution].self, forKey: .results))
+    }
+
+    /// Looks a name up the way it was normalized for querying; a binary search, since the
+    /// compiler asks once per host.
     public func result(for name: String) -> NameResolution? {
         let key = DNSName.normalize(name)
-        return results.first { $0.name == key }
+        var low = 0, high = results.count
+        while low < high {
+            let mid = (low + high) / 2
+            if results[mid].name < key { low = mid + 1 } else { high = mid }
+        }
+        return low < results.count && results[low].name == key ? results[low] : nil
     }
 
     public var failures: [NameResolution] { results.filter { !$0.isResolved } }

@@ -19,6 +19,8 @@ final class Transport {
     private let timeoutMs: Int
     private let attempts: Int
     private var sockets: [Int32?]
+    /// Reused for every datagram: large enough for any UDP answer.
+    private var buffer = [UInt8](repeating: 0, count: 65535)
 
     init(options: ResolverOptions) {
         servers = options.servers
@@ -114,7 +116,6 @@ final class Transport {
         var waiting = Array(queries.indices)
         var truncated: [Int] = []
         let deadline = Deadline(ms: timeoutMs)
-        var buffer = [UInt8](repeating: 0, count: 65535)
         while !waiting.isEmpty && waitFor(POLLIN, on: fd, until: deadline) {
             let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
             if n < 0 {
@@ -123,22 +124,27 @@ final class Transport {
                 for i in waiting { outcomes[i] = .failed(failure) }
                 break
             }
-            let datagram = Array(buffer[0..<n])
-            for (k, i) in waiting.enumerated() {
-                let match = queries[i].match(datagram)
-                if match == .notOurs { continue }
-                waiting.remove(at: k)
-                switch match {
-                case .truncated: truncated.append(i)
-                case .malformed: outcomes[i] = .failed(.broken("malformed answer"))
-                case .response(let response): outcomes[i] = ServerOutcome(response)
-                case .notOurs: break
-                }
-                break
+            guard let (k, match) = Self.claim(Array(buffer[0..<n]), for: queries, among: waiting) else { continue }
+            let i = waiting.remove(at: k)
+            switch match {
+            case .truncated: truncated.append(i)
+            case .malformed: outcomes[i] = .failed(.broken("malformed answer"))
+            case .response(let response): outcomes[i] = ServerOutcome(response)
+            case .notOurs: break
             }
         }
         for i in truncated { outcomes[i] = overTCP(server, queries[i]) }
         return outcomes.map { $0 ?? .failed(.timeout) }
+    }
+
+    /// The position in `waiting` of the query a datagram answers, and how; nil for a
+    /// stray or late datagram.
+    private static func claim(_ datagram: [UInt8], for queries: [DNSQuery], among waiting: [Int]) -> (Int, ReplyMatch)? {
+        for (k, i) in waiting.enumerated() {
+            let match = queries[i].match(datagram)
+            if match != .notOurs { return (k, match) }
+        }
+        return nil
     }
 
     private func udpSocket(_ server: Int) -> Result<Int32, ServerFailure> {
