@@ -59,5 +59,8 @@ let package = Package(
         .testTarget(name: "FWNetlinkTests", dependencies: ["FWNetlink", "FWTestSupport"],
                     swiftSettings: v5),
         .testTarget(name: "CLITests", dependencies: ["FWTestSupport"], swiftSettings: v5),
+        // End to end: sandbox and outside namespaces, a real DNS server, real listeners.
+        .testTarget(name: "FWLabTests", dependencies: ["FWTestSupport"],
+                    exclude: ["Fixtures"], swiftSettings: v5),
     ]
 )
