@@ -20,4 +20,9 @@
 #include <libnftnl/expr.h>
 #include <libnftnl/set.h>
 #include <libnftnl/udata.h>
+
+/* setns(2) and CLONE_NEWNET are behind _GNU_SOURCE in glibc, which a Clang module cannot
+   turn on for headers already imported elsewhere; declare what fwctl needs here. */
+extern int setns(int fd, int nstype);
+static inline int fwctl_setns_net(int fd) { return setns(fd, 0x40000000 /* CLONE_NEWNET */); }
 #endif

@@ -130,6 +130,8 @@ public struct IptablesRenderer: Sendable {
         case .icmpv6Type(let types):
             guard family == .ipv6 else { return nil }
             return types.map { "-p ipv6-icmp -m icmp6 --icmpv6-type \($0.number)" }
+        case .opaque(let text):
+            return ["-m comment --comment \"not an fwctl expression: \(text)\""]
         }
     }
 

@@ -16,6 +16,7 @@ public struct JSONRenderer: Sendable {
             ("table", .object([
                 ("family", .string("inet")),
                 ("name", .string(r.table.name)),
+                ("comment", r.table.comment.map(JSONValue.string) ?? .null),
                 ("sets", .array(r.table.sets.map(set))),
                 ("chains", .array(r.table.chains.map(chain))),
             ])),
@@ -77,6 +78,8 @@ public struct JSONRenderer: Sendable {
             return .object([("kind", .string("icmp_type")), ("value", .array(t.map { .string($0.rawValue) }))])
         case .icmpv6Type(let t):
             return .object([("kind", .string("icmpv6_type")), ("value", .array(t.map { .string($0.rawValue) }))])
+        case .opaque(let text):
+            return .object([("kind", .string("opaque")), ("value", .string(text))])
         }
     }
 

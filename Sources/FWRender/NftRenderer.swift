@@ -20,6 +20,7 @@ public struct NftRenderer: Sendable {
         var out = ""
         if options.notes { for n in r.notes { out += "# \(n)\n" } }
         out += "table inet \(r.table.name) {\n"
+        if let c = r.table.comment { out += "\tcomment \(quoted(c))\n" }
         var blocks: [String] = r.table.sets.map(set)
         blocks += r.table.chains.map(chain)
         out += blocks.joined(separator: "\n")
@@ -99,6 +100,8 @@ public struct NftRenderer: Sendable {
             return "icmp type \(braced(types.map(\.rawValue)))"
         case .icmpv6Type(let types):
             return "icmpv6 type \(braced(types.map(\.rawValue)))"
+        case .opaque(let text):
+            return "# not an fwctl expression: \(text)\n\t\t"
         }
     }
 

@@ -64,6 +64,9 @@ public struct CIDR: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var first: UInt128 { address.value }
     public var last: UInt128 { address.value | ~CIDR.mask(family, prefixLength) & CIDR.allOnes(family) }
 
+    /// The mask as an address: 255.255.255.0 for a /24.
+    public var netmask: IPAddress { IPAddress(family: family, value: CIDR.mask(family, prefixLength)) }
+
     public func contains(_ a: IPAddress) -> Bool {
         a.family == family && a.value & CIDR.mask(family, prefixLength) == address.value
     }

@@ -17,6 +17,10 @@ public enum Match: Sendable, Equatable {
     case icmpType([ICMPType])
     /// `icmpv6 type { ... }`
     case icmpv6Type([ICMPv6Type])
+    /// Read back from the kernel but not something fwctl emits: kept as text (the kernel
+    /// expressions, e.g. "[ meta load mark => reg 1 ]"), so a diff shows it instead of
+    /// hiding it.
+    case opaque(String)
 
     /// For addresses: source or destination; for interfaces: in or out.
     public enum Direction: String, Sendable, Equatable { case source, destination }

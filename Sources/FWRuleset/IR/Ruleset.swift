@@ -18,11 +18,15 @@ public struct Ruleset: Sendable, Equatable {
 /// fwctl owns exactly one table, always of family inet (IPv4 and IPv6 in one).
 public struct Table: Sendable, Equatable {
     public var name: String
+    /// Kept in the kernel as the table's comment (userdata): fwctl records there when, from
+    /// which policy and by which version the table was applied.
+    public var comment: String?
     public var sets: [NamedSet]
     public var chains: [Chain]
 
-    public init(name: String, sets: [NamedSet] = [], chains: [Chain] = []) {
+    public init(name: String, comment: String? = nil, sets: [NamedSet] = [], chains: [Chain] = []) {
         self.name = name
+        self.comment = comment
         self.sets = sets
         self.chains = chains
     }
