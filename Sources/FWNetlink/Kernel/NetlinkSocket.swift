@@ -116,8 +116,9 @@ final class NetlinkSocket {
         }
     }
 
-    /// One request whose answer is a multipart dump; returns every message before DONE.
-    func dump(_ request: [UInt8], seq: UInt32) throws(NetlinkError) -> [NetlinkMessage] {
+    /// One request and its answer: a multipart dump (every message before DONE), or with
+    /// `untilFirstReply` a single reply message.
+    func dump(_ request: [UInt8], seq: UInt32, untilFirstReply: Bool = false) throws(NetlinkError) -> [NetlinkMessage] {
         try send(request)
         var out: [NetlinkMessage] = []
         try receive { (msg: NetlinkMessage) throws(NetlinkError) -> Bool in
@@ -130,7 +131,7 @@ final class NetlinkSocket {
                 throw .system("netlink dump failed: \(String(cString: strerror(-code)))")
             }
             out.append(msg)
-            return false
+            return untilFirstReply
         }
         return out
     }
