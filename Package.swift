@@ -46,7 +46,7 @@ let package = Package(
         ], swiftSettings: v5),
 
         // Tests mirror the floors.
-        .target(name: "FWTestSupport", dependencies: ["FWPolicy"], path: "Tests/FWTestSupport",
+        .target(name: "FWTestSupport", dependencies: ["FWPolicy", "FWRuleset"], path: "Tests/FWTestSupport",
                 swiftSettings: v5),
         .testTarget(name: "FWPolicyTests", dependencies: ["FWPolicy", "FWTestSupport"],
                     swiftSettings: v5),
@@ -56,7 +56,7 @@ let package = Package(
         // bundle, so a mismatch can write NAME.actual beside the committed file.
         .testTarget(name: "FWRulesetTests", dependencies: ["FWRuleset", "FWRender", "FWTestSupport"],
                     exclude: ["Golden", "Fixtures"], swiftSettings: v5),
-        .testTarget(name: "FWNetlinkTests", dependencies: ["FWNetlink", "FWTestSupport"],
+        .testTarget(name: "FWNetlinkTests", dependencies: ["FWNetlink", "FWRender", "FWRuleset", "FWPolicy", "FWTestSupport"],
                     swiftSettings: v5),
         .testTarget(name: "CLITests", dependencies: ["FWTestSupport"], swiftSettings: v5),
         // End to end: sandbox and outside namespaces, a real DNS server, real listeners.

@@ -10,7 +10,17 @@ public struct NftRenderer: Sendable {
         public var counters: Bool
         /// Print the ruleset's notes and the host list of each set as comments.
         public var notes: Bool
-        public init(counters: Bool = false, notes: Bool = true) { self.counters = counters; self.notes = notes }
+        /// Print the table's comment (the apply record), as `nft list` does.
+        public var tableComment: Bool
+        public init(counters: Bool = false, notes: Bool = true, tableComment: Bool = true) {
+            self.counters = counters
+            self.notes = notes
+            self.tableComment = tableComment
+        }
+
+        /// What `diff` compares: the rules and sets only, without counters, notes and the
+        /// apply record, which differ between any two applies of the same policy.
+        public static let comparison = Options(counters: false, notes: false, tableComment: false)
     }
 
     public var options: Options
@@ -20,7 +30,7 @@ public struct NftRenderer: Sendable {
         var out = ""
         if options.notes { for n in r.notes { out += "# \(n)\n" } }
         out += "table inet \(r.table.name) {\n"
-        if let c = r.table.comment { out += "\tcomment \(quoted(c))\n" }
+        if options.tableComment, let c = r.table.comment { out += "\tcomment \(quoted(c))\n" }
         var blocks: [String] = r.table.sets.map(set)
         blocks += r.table.chains.map(chain)
         out += blocks.joined(separator: "\n")

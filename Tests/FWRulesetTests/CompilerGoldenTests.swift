@@ -8,38 +8,12 @@ import FWTestSupport
 /// Every renderer against committed golden files: the bundled policies compiled offline,
 /// and lab policies with a fixed resolution. A mismatch writes NAME.actual beside the file.
 final class CompilerGoldenTests: XCTestCase {
-    static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    static let golden = here.appendingPathComponent("Golden")
-    static let fixtures = here.appendingPathComponent("Fixtures")
-
-    /// The host's subnets, fixed for tests (the CLI reads the real interfaces).
-    static let hostNetworks = ["192.0.2.0/24", "2001:db8:1::/64"].map { try! CIDR.parse($0).get() }
-
-    struct Case {
-        var name: String
-        var policy: String
-        var resolved: Bool
-    }
-
-    static let cases = [
-        Case(name: "claude-code", policy: Paths.policies("claude-code.toml"), resolved: false),
-        Case(name: "strict", policy: Paths.policies("strict.toml"), resolved: false),
-        Case(name: "lab", policy: fixtures.appendingPathComponent("lab.toml").path, resolved: true),
-        Case(name: "drop-open", policy: fixtures.appendingPathComponent("drop-open.toml").path, resolved: true),
-    ]
-
-    static func resolution() throws -> [String: [IPAddress]] {
-        let data = try Data(contentsOf: fixtures.appendingPathComponent("resolution.json"))
-        let raw = try JSONDecoder().decode([String: [String]].self, from: data)
-        return raw.mapValues { $0.compactMap(IPAddress.init) }
-    }
-
-    static func compile(_ c: Case) throws -> Ruleset {
-        let loaded = try PolicyReader.load(path: c.policy)
-        let input = CompileInput(policy: loaded.policy, dnsServers: loaded.policy.dns.servers ?? [],
-                                 hostAddresses: c.resolved ? try resolution() : nil, hostNetworks: hostNetworks)
-        return Compiler.compile(input)
-    }
+    typealias Case = GoldenCases.Case
+    static let cases = GoldenCases.all
+    static let golden = GoldenCases.golden
+    static let hostNetworks = GoldenCases.hostNetworks
+    static func resolution() throws -> [String: [IPAddress]] { try GoldenCases.resolution() }
+    static func compile(_ c: Case) throws -> Ruleset { try GoldenCases.compile(c) }
 
     func testGoldenNft() throws {
         for c in Self.cases {

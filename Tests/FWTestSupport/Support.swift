@@ -96,7 +96,7 @@ public enum Paths {
 
 /// A network namespace made for one test and always deleted afterwards: nothing a test
 /// does ever reaches this machine's own network namespace.
-public final class NetworkNamespace {
+public final class NetworkNamespace: @unchecked Sendable {
     public let name: String
     private let ip: String
 

@@ -1,0 +1,107 @@
+import Foundation
+import XCTest
+import FWTestSupport
+
+/// apply, diff, status and reset against the sandbox's kernel.
+final class ApplyTests: LabTestCase {
+    /// The lab policy with one more allow, for a change that must show in a diff.
+    static let changed = LabPolicy().allowing("host = \"api.lab.test\"\nports = [8443]")
+
+    func testOtherTablesSurviveApplyAndResetRemovesOnlyFwctlsTable() throws {
+        let docker = try loadDockerTable()
+        let before = try lab.nftList()
+        try apply(try write(LabPolicy()))
+        XCTAssertTrue(try lab.nftList().contains("table inet fwctl {"))
+        XCTAssertEqual(try lab.nft(["list", "table", "ip", "docker_nat"]).stdout, docker)
+        let reset = try fwctl("reset")
+        XCTAssertEqual(reset.status, 0, reset.stderr)
+        XCTAssertEqual(try lab.nftList(), before)
+    }
+
+    func testApplyWithNetnsNameOrPathAndFromInsideMakeTheSameTable() throws {
+        let policy = try write(LabPolicy())
+        var listings: [Lab.Vantage: String] = [:]
+        for vantage in Lab.Vantage.allCases {
+            try apply(policy, from: vantage)
+            listings[vantage] = RulesetText.comparable(try lab.nftList())
+            let reset = try fwctl("reset", from: vantage)
+            XCTAssertEqual(reset.status, 0, "\(vantage): \(reset.stderr)")
+            XCTAssertEqual(try lab.nftList(), "", "\(vantage): reset left something")
+        }
+        XCTAssertTrue(listings[.inside]?.contains("table inet fwctl {") ?? false)
+        XCTAssertEqual(listings[.netnsName], listings[.inside])
+        XCTAssertEqual(listings[.netnsPath], listings[.inside])
+    }
+
+    func testDiffIsEmptyRightAfterApply() throws {
+        let policy = try write(LabPolicy())
+        try apply(policy)
+        for vantage in [Lab.Vantage.netnsName, .inside] {
+            let diff = try fwctl("diff", policy, "--exit-code", from: vantage)
+            XCTAssertEqual(diff.status, 0, "\(vantage): \(diff.stderr)")
+            XCTAssertEqual(diff.stdout, "", "\(vantage)")
+        }
+    }
+
+    func testReapplyIsIdempotent() throws {
+        let policy = try write(LabPolicy())
+        try apply(policy)
+        let first = try lab.nftList()
+        try apply(policy)
+        XCTAssertEqual(RulesetText.comparable(try lab.nftList()), RulesetText.comparable(first))
+        XCTAssertEqual(try fwctl("diff", policy, "--exit-code").status, 0)
+    }
+
+    /// A policy change shows as a diff (exit 1 with --exit-code) and as `apply --dry-run`,
+    /// and neither changes the kernel.
+    func testChangedPolicyShowsInDiffAndDryRunAndChangesNothing() throws {
+        try apply(try write(LabPolicy()))
+        let before = try lab.nftList()
+        let changed = try write(Self.changed, as: "changed.toml")
+
+        let diff = try fwctl("diff", changed, "--exit-code")
+        XCTAssertEqual(diff.status, 1, diff.stderr)
+        assertAddsPort8443(diff.stdout)
+        XCTAssertEqual(try lab.nftList(), before)
+
+        let dryRun = try fwctl("apply", changed, "--dry-run")
+        XCTAssertEqual(dryRun.status, 0, dryRun.stderr)
+        assertAddsPort8443(dryRun.stdout)
+        XCTAssertEqual(try lab.nftList(), before)
+    }
+
+    /// Allowing one more port is an addition: `+` lines naming 8443 and no `-` line.
+    private func assertAddsPort8443(_ diff: String, file: StaticString = #filePath, line: UInt = #line) {
+        let lines = diff.split(separator: "\n")
+        let added = lines.filter { $0.hasPrefix("+") && !$0.hasPrefix("+++") }
+        let removed = lines.filter { $0.hasPrefix("-") && !$0.hasPrefix("---") }
+        XCTAssertTrue(added.contains { $0.contains("8443") }, "no added line names 8443:\n\(diff)", file: file, line: line)
+        XCTAssertEqual(removed, [], "an added allow removed lines:\n\(diff)", file: file, line: line)
+    }
+
+    /// `apply --check` has the kernel validate the transaction and commits nothing: not a
+    /// first table, and not a change to an existing one.
+    func testCheckCommitsNothing() throws {
+        try loadDockerTable()
+        let empty = try lab.nftList()
+        let first = try fwctl("apply", try write(LabPolicy()), "--check")
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertEqual(try lab.nftList(), empty)
+
+        try apply(try write(LabPolicy()))
+        let applied = try lab.nftList()
+        let change = try fwctl("apply", try write(Self.changed, as: "changed.toml"), "--check")
+        XCTAssertEqual(change.status, 0, change.stderr)
+        XCTAssertEqual(try lab.nftList(), applied)
+    }
+
+    func testStatusJSONDescribesTheAppliedTable() throws {
+        let policy = try write(LabPolicy())
+        try apply(policy)
+        let status = try fwctl("status", "--json")
+        XCTAssertEqual(status.status, 0, status.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8))
+        XCTAssertNotNil(json as? [String: Any], status.stdout)
+        XCTAssertTrue(status.stdout.contains("\"fwctl\""), "the table's name is missing:\n\(status.stdout)")
+    }
+}
