@@ -10,8 +10,7 @@ public struct UnifiedDiff: Sendable {
 
     /// Empty when the texts are equal.
     public func render(old: String, new: String, oldLabel: String, newLabel: String) -> String {
-        let a = old.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let b = new.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let a = Self.lines(old), b = Self.lines(new)
         let script = Self.edits(a, b)
         guard script.contains(where: { $0 != .same }) else { return "" }
         var out = paint("--- \(oldLabel)\n+++ \(newLabel)\n", "1")
@@ -59,6 +58,13 @@ public struct UnifiedDiff: Sendable {
         guard color else { return s }
         let body = s.hasSuffix("\n") ? String(s.dropLast()) : s
         return "\u{1b}[\(code)m\(body)\u{1b}[0m" + (s.hasSuffix("\n") ? "\n" : "")
+    }
+
+    /// Lines without their terminators; a final newline does not make an extra empty line.
+    static func lines(_ text: String) -> [String] {
+        var parts = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if parts.last == "" { parts.removeLast() }
+        return parts
     }
 
     /// The shortest edit script from a to b.
