@@ -80,6 +80,31 @@ final class CLITests: XCTestCase {
         }
     }
 
+    // MARK: - The kernel commands' own errors
+
+    /// Without CAP_NET_ADMIN: one clear line and exit 5, before any DNS or netlink work.
+    func testKernelCommandsWithoutPrivilegeExit5() throws {
+        guard getuid() == 0 else { throw XCTSkip("needs root to drop to nobody") }
+        let setpriv = try tool("setpriv")
+        for args in [["apply", Paths.policies("strict.toml")], ["diff", Paths.policies("strict.toml")], ["status"], ["reset"]] {
+            let r = try FWTestSupport.run(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", Paths.fwctl] + args)
+            XCTAssertEqual(r.status, 5, "\(args): \(r.stderr)")
+            XCTAssertEqual(r.stderr, "fwctl \(args[0]): needs root or CAP_NET_ADMIN\n")
+        }
+    }
+
+    func testMissingNamespaceExits2() throws {
+        let r = try fwctl("reset", "--netns", "fwctl-no-such-ns")
+        XCTAssertEqual(r.status, 2)
+        XCTAssertEqual(r.stderr, "fwctl reset: network namespace fwctl-no-such-ns: cannot open /run/netns/fwctl-no-such-ns: No such file or directory\n")
+    }
+
+    func testIptablesBackendIsNotAvailableYet() throws {
+        let r = try fwctl("status", "--backend", "iptables")
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("--backend iptables is not available yet"), r.stderr)
+    }
+
     // MARK: - Against a real DNS server
 
     func dnsPolicy(_ server: SocketEndpoint, timeoutMs: Int = 2000, extra: String) throws -> String {

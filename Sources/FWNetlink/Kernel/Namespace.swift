@@ -18,13 +18,13 @@ public enum NetworkNamespace {
         guard fd >= 0 else {
             let e = errno
             if e == EACCES || e == EPERM { throw .permission("network namespace \(spec)") }
-            throw .system("network namespace \(spec): cannot open \(path): \(String(cString: strerror(e)))")
+            throw .noNamespace("network namespace \(spec): cannot open \(path): \(String(cString: strerror(e)))")
         }
         defer { close(fd) }
         guard fwctl_setns_net(fd) == 0 else {
             let e = errno
             if e == EPERM { throw .permission("entering network namespace \(spec)") }
-            throw .system("network namespace \(spec): \(path) is not a network namespace (\(String(cString: strerror(e))))")
+            throw .noNamespace("network namespace \(spec): \(path) is not a network namespace (\(String(cString: strerror(e))))")
         }
     }
 }

@@ -10,7 +10,9 @@ public enum NetlinkError: Error, CustomStringConvertible, Equatable {
     case refused(object: String, errno: Int32)
     /// Someone else changed the ruleset while fwctl was building its batch, every retry.
     case generationChanged
-    /// A namespace that does not exist, a socket that cannot be opened, a short read.
+    /// `--netns` names no network namespace: a usage error (exit 2).
+    case noNamespace(String)
+    /// A socket that cannot be opened, a short read, no reply.
     case system(String)
 
     public var description: String {
@@ -18,7 +20,7 @@ public enum NetlinkError: Error, CustomStringConvertible, Equatable {
         case .permission(let what): return "\(what): permission denied (needs root or CAP_NET_ADMIN)"
         case .refused(let object, let e): return "\(object): kernel refused: \(String(cString: strerror(e)))"
         case .generationChanged: return "the ruleset changed under fwctl on every attempt; nothing was applied"
-        case .system(let s): return s
+        case .noNamespace(let s), .system(let s): return s
         }
     }
 }

@@ -42,6 +42,9 @@ enum KernelFailure {
         case .refused, .generationChanged:
             Output.error("fwctl \(command): \(error); nothing was changed")
             return Exit.kernelRefused.code
+        case .noNamespace:
+            Output.error("fwctl \(command): \(error)")
+            return Exit.usage.code
         case .system:
             Output.error("fwctl \(command): \(error)")
             return Exit.kernelRefused.code
