@@ -111,7 +111,9 @@ public struct NftRenderer: Sendable {
         case .icmpv6Type(let types):
             return "icmpv6 type \(braced(types.map(\.rawValue)))"
         case .opaque(let text):
-            return "# not an fwctl expression: \(text)\n\t\t"
+            // Not nft syntax on purpose: fed back to `nft -f`, the rule is refused instead
+            // of loading without the part fwctl could not read.
+            return "[not fwctl's: \(text)]"
         }
     }
 

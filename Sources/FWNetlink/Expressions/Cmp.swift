@@ -3,7 +3,7 @@ import CNetfilter
 /// `cmp OP reg 1 DATA`: compares the register with bytes in network order.
 struct Cmp: Equatable {
     static let name = "cmp"
-    enum Op: UInt32 { case eq = 0, neq = 1 }
+    enum Op: UInt32 { case eq = 0, neq = 1, lte = 3, gte = 5 }
     var op: UInt32
     var sreg = reg1
     var data: [UInt8]

@@ -51,17 +51,21 @@ struct RuleLowering {
             e += [.meta(Meta(.l4proto)), .cmp(Cmp(.eq, [Proto.number(p)]))]
         case .address(let dir, let fam, let a):
             let field = Field.address(fam, dir)
-            e += [.meta(Meta(.nfproto)), .cmp(Cmp(.eq, [Proto.nfproto(fam)])),
-                  .payload(Payload(.network, offset: field.offset, len: field.len))]
+            e += [.meta(Meta(.nfproto)), .cmp(Cmp(.eq, [Proto.nfproto(fam)]))]
             switch a {
-            case .prefix(let c) where c.isHost:
-                e.append(.cmp(Cmp(.eq, c.address.bytes)))
+            case .prefix(let c) where c.prefixLength % 8 == 0:
+                // A host or byte-aligned prefix: nft loads only the prefix's bytes.
+                let n = c.prefixLength / 8
+                e += [.payload(Payload(.network, offset: field.offset, len: UInt32(n))),
+                      .cmp(Cmp(.eq, Array(c.address.bytes.prefix(n))))]
             case .prefix(let c):
                 let mask = c.netmask.bytes
-                e += [.bitwise(Bitwise(mask: mask, xor: [UInt8](repeating: 0, count: mask.count))),
+                e += [.payload(Payload(.network, offset: field.offset, len: field.len)),
+                      .bitwise(Bitwise(mask: mask, xor: [UInt8](repeating: 0, count: mask.count))),
                       .cmp(Cmp(.eq, c.address.bytes))]
             case .set(let name):
-                e.append(.lookup(Lookup(set: name, setID: namedSetIDs[name])))
+                e += [.payload(Payload(.network, offset: field.offset, len: field.len)),
+                      .lookup(Lookup(set: name, setID: namedSetIDs[name]))]
             }
         case .port(let proto, let dir, .ranges(let ranges)):
             e += [.meta(Meta(.l4proto)), .cmp(Cmp(.eq, [Proto.number(proto)])),
@@ -69,8 +73,9 @@ struct RuleLowering {
             if ranges.count == 1, ranges[0].isSingle {
                 e.append(.cmp(Cmp(.eq, ElementEncoding.bigEndian16(ranges[0].lower))))
             } else if ranges.count == 1 {
-                e.append(.range(Range(from: ElementEncoding.bigEndian16(ranges[0].lower),
-                                      to: ElementEncoding.bigEndian16(ranges[0].upper))))
+                // One range: nft compares twice rather than using the range expression.
+                e += [.cmp(Cmp(.gte, ElementEncoding.bigEndian16(ranges[0].lower))),
+                      .cmp(Cmp(.lte, ElementEncoding.bigEndian16(ranges[0].upper)))]
             } else if ranges.allSatisfy(\.isSingle) {
                 e.append(anonymous(.inetService, len: 2, ranges.map { KernelElement(key: ElementEncoding.bigEndian16($0.lower), intervalEnd: false) },
                                    interval: false, sets: &sets))

@@ -21,7 +21,7 @@ struct Apply: ParsableCommand {
         let name = ruleset.table.name
         do {
             if dryRun {
-                let diff = Compiled.diff(live: try LiveTable.read(table: name), compiled: ruleset, color: isatty(1) == 1)
+                let diff = Compiled.diff(live: try KernelReader.read(table: name), compiled: ruleset, color: isatty(1) == 1)
                 print(diff.isEmpty ? "no changes: the live table inet \(name) matches the policy" : diff, terminator: diff.isEmpty ? "\n" : "")
                 return
             }

@@ -19,7 +19,7 @@ struct Diff: ParsableCommand {
         let ruleset = try Compiled.ruleset(loaded)
         let diff: String
         do {
-            diff = Compiled.diff(live: try LiveTable.read(table: ruleset.table.name), compiled: ruleset, color: isatty(1) == 1)
+            diff = Compiled.diff(live: try KernelReader.read(table: ruleset.table.name), compiled: ruleset, color: isatty(1) == 1)
         } catch {
             throw KernelFailure.report("diff", error)
         }

@@ -14,7 +14,7 @@ struct Status: ParsableCommand {
     func run() throws {
         try kernel.prepare("status")
         let live: Ruleset?
-        do { live = try LiveTable.read(table: table) } catch { throw KernelFailure.report("status", error) }
+        do { live = try KernelReader.read(table: table) } catch { throw KernelFailure.report("status", error) }
         guard let r = live else {
             if json { print(JSONValue.object([("table", .string(table)), ("present", .bool(false))]).render(), terminator: "") }
             else { Output.error("fwctl status: no table inet \(table) in this network namespace") }

@@ -69,7 +69,10 @@ enum Compiled {
     static func diff(live: Ruleset?, compiled: Ruleset, color: Bool) -> String {
         let renderer = NftRenderer(options: .comparison)
         let name = compiled.table.name
-        return UnifiedDiff(color: color).render(old: live.map(renderer.render) ?? "",
+        // What the reader found but the IR cannot hold (a foreign set, a dormant table) is
+        // part of the live side, so it shows as a difference instead of hiding.
+        let liveText = live.map { r in r.notes.map { "# live: \($0)\n" }.joined() + renderer.render(r) } ?? ""
+        return UnifiedDiff(color: color).render(old: liveText,
                                                 new: renderer.render(compiled),
                                                 oldLabel: live == nil ? "live: no table inet \(name)" : "live: table inet \(name)",
                                                 newLabel: "policy: table inet \(name)")
