@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import FWNetlink
+@testable import FWNetlink
 import FWPolicy
 import FWRender
 import FWRuleset
@@ -102,6 +102,29 @@ final class ApplyTests: XCTestCase {
         XCTAssertTrue(listed.stdout.contains("\"10.3.13.62\""), "the last element (10.0.0.0 + 2 x 99,999)")
         let count = listed.stdout.components(separatedBy: "\"10.").count - 1
         XCTAssertEqual(count, 100_000)
+    }
+
+    /// A batch built against an old ruleset generation is refused whole: a concurrent change
+    /// by someone else is never silently overwritten (apply then rebuilds and retries).
+    func testStaleGenerationIsRefusedAndChangesNothing() throws {
+        let ns = try FWTestSupport.NetworkNamespace()
+        defer { ns.delete() }
+        let mine = try GoldenCases.compile(GoldenCases.all[2])
+        let theirs = "table ip someone_else {\n\tchain c {\n\t}\n}\n"
+        try ns.inside {
+            let socket = try NetlinkSocket()
+            let before = try Kernel.generation(socket)
+            XCTAssertEqual(try ns.exec(self.nft, ["-f", "-"], input: theirs).status, 0)
+            let batch = Batch(socket: socket, genid: before)
+            Kernel.build(mine, into: batch)
+            XCTAssertThrowsError(try batch.send(commit: true)) { error in
+                XCTAssertEqual(error as? NetlinkError, .generationChanged)
+            }
+        }
+        XCTAssertEqual(try list(ns), theirs)
+        // Kernel.apply fetches the generation afresh and succeeds.
+        try ns.inside { try Kernel.apply(mine) }
+        XCTAssertTrue(try list(ns).contains("table inet fwlab"))
     }
 
     func testNamespaceThatDoesNotExistIsAClearError() {
