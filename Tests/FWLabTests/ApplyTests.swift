@@ -62,12 +62,12 @@ final class ApplyTests: LabTestCase {
         let diff = try fwctl("diff", changed, "--exit-code")
         XCTAssertEqual(diff.status, 1, diff.stderr)
         assertAddsPort8443(diff.stdout)
-        XCTAssertEqual(try lab.nftList(), before)
+        try assertRulesetUnchanged(since: before, "diff")
 
         let dryRun = try fwctl("apply", changed, "--dry-run")
         XCTAssertEqual(dryRun.status, 0, dryRun.stderr)
         assertAddsPort8443(dryRun.stdout)
-        XCTAssertEqual(try lab.nftList(), before)
+        try assertRulesetUnchanged(since: before, "apply --dry-run")
     }
 
     /// Allowing one more port is an addition: `+` lines naming 8443 and no `-` line.
@@ -86,22 +86,40 @@ final class ApplyTests: LabTestCase {
         let empty = try lab.nftList()
         let first = try fwctl("apply", try write(LabPolicy()), "--check")
         XCTAssertEqual(first.status, 0, first.stderr)
-        XCTAssertEqual(try lab.nftList(), empty)
+        try assertRulesetUnchanged(since: empty, "apply --check without a table")
 
         try apply(try write(LabPolicy()))
         let applied = try lab.nftList()
         let change = try fwctl("apply", try write(Self.changed, as: "changed.toml"), "--check")
         XCTAssertEqual(change.status, 0, change.stderr)
-        XCTAssertEqual(try lab.nftList(), applied)
+        try assertRulesetUnchanged(since: applied, "apply --check of a change")
     }
 
+    /// `status --json`: the live table, its set sizes, and the apply record naming the
+    /// policy file and its SHA-256.
     func testStatusJSONDescribesTheAppliedTable() throws {
         let policy = try write(LabPolicy())
         try apply(policy)
         let status = try fwctl("status", "--json")
         XCTAssertEqual(status.status, 0, status.stderr)
-        let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8))
-        XCTAssertNotNil(json as? [String: Any], status.stdout)
-        XCTAssertTrue(status.stdout.contains("\"fwctl\""), "the table's name is missing:\n\(status.stdout)")
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any],
+                                 status.stdout)
+        XCTAssertEqual(json["table"] as? String, "fwctl")
+        XCTAssertEqual(json["present"] as? Bool, true)
+        let applied = try XCTUnwrap(json["applied"] as? [String: Any], status.stdout)
+        XCTAssertEqual(applied["policy"] as? String, policy)
+        XCTAssertEqual(applied["sha256"] as? String, try sha256(of: policy))
+        // api.lab.test and cdn.lab.test (www's target) on 443, ssh.lab.test on 22.
+        let sets = (json["sets"] as? [[String: Any]] ?? []).reduce(into: [String: Int]()) {
+            $0[$1["name"] as? String ?? ""] = $1["elements"] as? Int
+        }
+        XCTAssertEqual(sets, ["allow4_tcp_443": 2, "allow6_tcp_443": 1, "allow4_tcp_22": 1, "allow6_tcp_22": 0],
+                       status.stdout)
+    }
+
+    private func sha256(of path: String) throws -> String {
+        let r = try FWTestSupport.run(try tool("sha256sum"), [path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return String(r.stdout.prefix { $0 != " " })
     }
 }

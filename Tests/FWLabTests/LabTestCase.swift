@@ -54,12 +54,20 @@ class LabTestCase: XCTestCase {
         XCTAssertEqual(load.status, 0, "nft -f refused fwctl's rendering: \(load.stderr)", file: file, line: line)
     }
 
+    /// The sandbox's ruleset is still `before`, byte for byte but for counter values:
+    /// fwctl's own DNS queries from the sandbox pass (and count in) the allow rules.
+    func assertRulesetUnchanged(since before: String, _ what: String,
+                                file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertEqual(RulesetText.withoutCounters(try lab.nftList()), RulesetText.withoutCounters(before),
+                       "\(what) changed the ruleset", file: file, line: line)
+    }
+
     /// A table that is not fwctl's: Docker's DNS NAT for 127.0.0.11, which must survive
     /// everything fwctl does.
     static let dockerTable = """
         table ip docker_nat {
         \tchain output {
-        \t\ttype nat hook output priority dstnat; policy accept;
+        \t\ttype nat hook output priority -100; policy accept;
         \t\tip daddr 127.0.0.11 udp dport 53 counter packets 0 bytes 0 dnat to 127.0.0.11:40000
         \t\tip daddr 127.0.0.11 tcp dport 53 counter packets 0 bytes 0 dnat to 127.0.0.11:40001
         \t}

@@ -114,11 +114,13 @@ public final class Lab {
     /// Runs the fwctl under test, within 60 s.
     @discardableResult
     public func fwctl(_ args: [String], from vantage: Vantage) throws -> ProcessResult {
+        let netns: String
         switch vantage {
         case .inside: return try exec(in: sandbox, [Paths.fwctl] + args, seconds: 60)
-        case .netnsName: return try exec(in: controller, [Paths.fwctl] + args + ["--netns", sandbox.name], seconds: 60)
-        case .netnsPath: return try exec(in: controller, [Paths.fwctl] + args + ["--netns", "/run/netns/\(sandbox.name)"], seconds: 60)
+        case .netnsName: netns = sandbox.name
+        case .netnsPath: netns = "/run/netns/\(sandbox.name)"
         }
+        return try exec(in: controller, [Paths.fwctl] + args + ["--netns", netns], seconds: 60)
     }
 
     /// Runs nft in a lab namespace (default: the sandbox).
@@ -340,7 +342,7 @@ public struct Probe<Outcome: Decodable & Equatable>: Decodable, CustomStringConv
     public let outcome: Outcome
     public let elapsed: Double
     public let detail: String
-    public var description: String { "\(outcome) after \(Int(elapsed * 1000)) ms (\(detail))" }
+    public var description: String { "\(outcome) after \(String(format: "%.1f", elapsed * 1000)) ms (\(detail))" }
 }
 
 public struct DNSAnswer: CustomStringConvertible {

@@ -63,7 +63,9 @@ final class Batch {
             if code != 0 && firstError == nil {
                 let e = -code
                 if msg.seq == beginSeq, e == ERESTART { firstError = .generationChanged }
-                else if e == EPERM { firstError = .permission(labels[msg.seq] ?? "netlink") }
+                // EPERM is missing privilege only when this process lacks CAP_NET_ADMIN; with
+                // it, the kernel is refusing the object (e.g. a table another process owns).
+                else if e == EPERM && !Privilege.hasNetAdmin() { firstError = .permission(labels[msg.seq] ?? "netlink") }
                 else { firstError = .refused(object: labels[msg.seq] ?? "the transaction", errno: e) }
                 // A refused BATCH_BEGIN ends the batch: nothing else is answered.
                 if msg.seq == beginSeq { return true }
