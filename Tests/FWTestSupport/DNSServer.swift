@@ -56,7 +56,7 @@ public final class DNSServer {
     public var endpoint: SocketEndpoint { SocketEndpoint(address: IPAddress(address)!, port: port) }
 
     private let directory: URL
-    private var process: SpawnedProcess?
+    private var process: Daemon?
     private let lock = NSLock()
 
     /// Starts dnsmasq and returns once it answers. `domain` is the one it is
@@ -95,7 +95,7 @@ public final class DNSServer {
         process = nil
         lock.unlock()
         guard let running else { return }
-        running.end()
+        running.stop()
         try? FileManager.default.removeItem(at: directory)
     }
 
@@ -118,12 +118,12 @@ public final class DNSServer {
         var lastLog = ""
         for _ in 0..<5 {
             let candidate = LoopbackPort.unused()
-            let child = try SpawnedProcess(Self.binary, [
+            let child = try Daemon([Self.binary,
                 "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
                 "--no-resolv", "--no-hosts", "--bind-interfaces",
                 "--listen-address=\(address)", "--port=\(candidate)",
                 "--local=/\(domain)/", "--log-facility=-",
-            ] + records, stderrTo: log)
+            ] + records, log: log)
             if Self.answers(address, candidate, probe: "fwctl-probe.\(domain)", while: child) {
                 lock.lock()
                 process = child
@@ -131,7 +131,7 @@ public final class DNSServer {
                 lock.unlock()
                 return
             }
-            child.end()
+            child.stop()
             lastLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             guard lastLog.contains("Address already in use") else { break }
         }
@@ -140,7 +140,7 @@ public final class DNSServer {
 
     /// Sends an A query for `probe` until any answer comes back, for up to 10 s or
     /// until the process exits.
-    private static func answers(_ address: String, _ port: UInt16, probe: String, while child: SpawnedProcess) -> Bool {
+    private static func answers(_ address: String, _ port: UInt16, probe: String, while child: Daemon) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -172,52 +172,6 @@ public final class DNSServer {
     }
 }
 
-/// A child started with posix_spawn and reaped with waitpid. Not Foundation's Process:
-/// dnsmasq closes the descriptors it inherits, which Process takes for the child's exit;
-/// its monitor thread then blocks in waitpid on the live dnsmasq, and stopping a second
-/// one hangs.
-fileprivate final class SpawnedProcess {
-    private let pid: pid_t
-    private var exited = false
-
-    init(_ path: String, _ arguments: [String], stderrTo log: String) throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var child: pid_t = 0
-        let status = posix_spawn(&child, path, &actions, nil, argv, environ)
-        guard status == 0 else {
-            throw DNSServer.Failure.didNotStart("\(path): \(String(cString: strerror(status)))")
-        }
-        pid = child
-    }
-
-    deinit { end() }
-
-    var isRunning: Bool {
-        guard !exited else { return false }
-        var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { exited = true }
-        return !exited
-    }
-
-    /// SIGTERM, up to 2 s to exit, then SIGKILL; always reaped.
-    func end() {
-        guard isRunning else { return }
-        kill(pid, SIGTERM)
-        for _ in 0..<200 where isRunning { usleep(10_000) }
-        guard isRunning else { return }
-        kill(pid, SIGKILL)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        exited = true
-    }
-}
 
 /// A UDP socket on 127.0.0.1 that never answers: a DNS server that is up but silent.
 public final class SilentUDPServer {

@@ -64,7 +64,7 @@ public final class Lab {
     public let workDir: URL
 
     private let tools: Tools
-    private var processes: [LabProcess] = []
+    private var processes: [Daemon] = []
     private var destroyed = false
 
     /// Builds the lab and returns once both DNS servers answer and the listeners are up.
@@ -147,7 +147,7 @@ public final class Lab {
     /// keeps running: the table belongs to that process's netlink socket, and the kernel
     /// refuses (EPERM) any change to it by anyone else until the lab ends.
     public func holdOwnedTable(family: String, name: String) throws {
-        let holder = try LabProcess([tools.ip, "netns", "exec", sandbox.name, tools.nft, "-i"],
+        let holder = try Daemon([tools.ip, "netns", "exec", sandbox.name, tools.nft, "-i"],
                                     log: workDir.appendingPathComponent("owner-\(name).log").path,
                                     keepStdinOpen: true)
         processes.append(holder)
@@ -222,7 +222,7 @@ public final class Lab {
         try "nameserver \(Address.resolver)\noptions timeout:1 attempts:1\n"
             .write(to: etc.appendingPathComponent("resolv.conf"), atomically: true, encoding: .utf8)
 
-        var started: [LabProcess] = []
+        var started: [Daemon] = []
         for address in [Address.resolver, Address.rogueResolver] {
             started.append(try spawn(in: outside, log: "dnsmasq-\(address).log", [
                 tools.dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
@@ -252,8 +252,8 @@ public final class Lab {
         guard r.status == 0 else { throw LabError("ip -n \(ns.name) -batch: \(r.stderr)") }
     }
 
-    private func spawn(in ns: NetworkNamespace, log: String, _ argv: [String]) throws -> LabProcess {
-        let p = try LabProcess([tools.ip, "netns", "exec", ns.name] + argv,
+    private func spawn(in ns: NetworkNamespace, log: String, _ argv: [String]) throws -> Daemon {
+        let p = try Daemon([tools.ip, "netns", "exec", ns.name] + argv,
                                log: workDir.appendingPathComponent(log).path)
         processes.append(p)
         return p
@@ -261,7 +261,7 @@ public final class Lab {
 
     /// Polls `condition` every 50 ms for up to 10 s; fails early, with their logs, when one
     /// of `processes` has exited.
-    private func waitUntil(_ what: String, processes: [LabProcess], _ condition: () throws -> Bool) throws {
+    private func waitUntil(_ what: String, processes: [Daemon], _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if try condition() { return }
@@ -366,72 +366,3 @@ private struct Tools {
     }
 }
 
-/// A long-running child of the lab (dnsmasq, the listeners, an `nft -i`): started with
-/// posix_spawn, since Foundation's Process hangs on daemons (see `run`), and always reaped.
-/// Its stdout and stderr go to a log file.
-final class LabProcess {
-    let argv: [String]
-    private let pid: pid_t
-    private let log: String
-    private var stdin: Int32 = -1
-    private var exited = false
-
-    init(_ argv: [String], log: String, keepStdinOpen: Bool = false) throws {
-        self.argv = argv
-        self.log = log
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        var pipeFDs: [Int32] = [-1, -1]
-        if keepStdinOpen {
-            guard pipe(&pipeFDs) == 0 else { throw LabError("pipe: \(String(cString: strerror(errno)))") }
-            // Close-on-exec, so no other child inherits the write end and keeps it open.
-            for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-            posix_spawn_file_actions_adddup2(&actions, pipeFDs[0], 0)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        }
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let cArgs = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        var child: pid_t = 0
-        let status = posix_spawn(&child, argv[0], &actions, nil, cArgs, environ)
-        if keepStdinOpen { close(pipeFDs[0]) }
-        guard status == 0 else {
-            if keepStdinOpen { close(pipeFDs[1]) }
-            throw LabError("\(argv[0]): \(String(cString: strerror(status)))")
-        }
-        pid = child
-        stdin = pipeFDs[1]
-    }
-
-    deinit { stop() }
-
-    var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
-
-    var isRunning: Bool {
-        guard !exited else { return false }
-        var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { exited = true }
-        return !exited
-    }
-
-    func send(_ text: String) {
-        _ = text.withCString { write(stdin, $0, strlen($0)) }
-    }
-
-    /// Closes stdin (an `nft -i` exits on end of input), then SIGTERM, up to 2 s to exit,
-    /// then SIGKILL; always reaped. Safe to call twice.
-    func stop() {
-        if stdin >= 0 { close(stdin); stdin = -1 }
-        guard isRunning else { return }
-        kill(pid, SIGTERM)
-        for _ in 0..<200 where isRunning { usleep(10_000) }
-        guard isRunning else { return }
-        kill(pid, SIGKILL)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        exited = true
-    }
-}
