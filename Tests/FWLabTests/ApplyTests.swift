@@ -33,6 +33,18 @@ final class ApplyTests: LabTestCase {
         XCTAssertEqual(listings[.netnsPath], listings[.inside])
     }
 
+    /// With no dns.servers, `--netns NAME` takes the namespace's own resolv.conf
+    /// (/etc/netns/NAME/resolv.conf, as `ip netns exec` does) for asking and for the rules.
+    func testNetnsNameUsesTheNamespacesResolvConf() throws {
+        let toml = LabPolicy().toml.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.hasPrefix("servers = ") }.joined(separator: "\n")
+        let policy = try lab.write("no-servers.toml", toml)
+        try apply(policy, from: .netnsName)
+        let live = try lab.nftList()
+        XCTAssertTrue(live.contains("ip daddr \(Lab.Address.resolver) udp dport 53 counter"), live)
+        XCTAssertTrue(live.contains(Lab.Address.api), live)
+    }
+
     func testDiffIsEmptyRightAfterApply() throws {
         let policy = try write(LabPolicy())
         try apply(policy)

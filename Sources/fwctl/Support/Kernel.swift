@@ -24,6 +24,8 @@ struct KernelOptions: ParsableArguments {
         }
         if let ns = netns {
             do { try NetworkNamespace.enter(ns) } catch { throw KernelFailure.report(command, error) }
+            let perNamespace = "/etc/netns/\(ns)/resolv.conf"
+            if !ns.contains("/"), FileManager.default.fileExists(atPath: perNamespace) { Pipeline.resolvConf = perNamespace }
         }
         if needsPrivilege && !Privilege.hasNetAdmin() {
             Output.error("fwctl \(command): needs root or CAP_NET_ADMIN\(netns.map { " (in network namespace \($0))" } ?? "")")

@@ -18,11 +18,16 @@ enum Pipeline {
         }
     }
 
-    /// `dns.servers`, else the nameservers of /etc/resolv.conf.
+    /// The resolv.conf used when the policy names no servers. Like the network namespace,
+    /// it belongs to the whole process: `--netns NAME` points it at /etc/netns/NAME/resolv.conf
+    /// when that exists, as `ip netns exec` does.
+    nonisolated(unsafe) static var resolvConf = "/etc/resolv.conf"
+
+    /// `dns.servers`, else the nameservers of resolv.conf.
     static func dnsServers(_ loaded: LoadedPolicy) throws -> [SocketEndpoint] {
         if let s = loaded.policy.dns.servers { return s }
         do {
-            return try SystemResolvers.nameservers()
+            return try SystemResolvers.nameservers(resolvConf: resolvConf)
         } catch {
             Output.error("\(loaded.path): dns.servers is not set and \(error)")
             throw Exit.usage.code
