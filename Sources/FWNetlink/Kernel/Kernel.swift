@@ -18,8 +18,12 @@ public enum Kernel {
     public static func apply(_ ruleset: Ruleset, commit: Bool = true) throws(NetlinkError) {
         let socket = try NetlinkSocket()
         for attempt in 1...generationAttempts {
-            let batch = Batch(socket: socket, genid: try generation(socket))
-            build(ruleset, into: batch)
+            // The generation is read first: if the table appears or goes after the check
+            // below, the kernel refuses the batch and the loop starts over.
+            let genid = try generation(socket)
+            let replace = try tableExists(ruleset.table.name, socket: socket)
+            let batch = Batch(socket: socket, genid: genid)
+            build(ruleset, into: batch, replacing: replace)
             do {
                 try batch.send(commit: commit)
                 return
@@ -43,10 +47,15 @@ public enum Kernel {
 
     /// The messages of one replace transaction, in the order the kernel needs them:
     /// chains before rules that jump to them, sets before rules that look them up.
-    static func build(_ r: Ruleset, into batch: Batch) {
+    /// `replacing`: the table exists and is deleted first (add, delete, add). When it does
+    /// not, the delete is left out: a committed table deletion makes the kernel hold the
+    /// socket's close for milliseconds.
+    static func build(_ r: Ruleset, into batch: Batch, replacing: Bool = true) {
         let t = r.table
-        TableMessage.add(batch, name: t.name, comment: nil)
-        TableMessage.delete(batch, name: t.name)
+        if replacing {
+            TableMessage.add(batch, name: t.name, comment: nil)
+            TableMessage.delete(batch, name: t.name)
+        }
         TableMessage.add(batch, name: t.name, comment: t.comment)
         for c in t.chains { ChainMessage.add(batch, table: t.name, c) }
         var ids: [String: UInt32] = [:]

@@ -172,6 +172,7 @@ struct DuplicateCheck {
     func run(_ rules: [AllowRule]) {
         var hosts: [String: Int] = [:]
         var cidrs: [CIDR: Int] = [:]
+        cidrs.reserveCapacity(rules.reduce(0) { $0 + $1.cidrs.count })
         for r in rules {
             let path = KeyPath([.key("allow"), .index(r.index)])
             switch r.target {

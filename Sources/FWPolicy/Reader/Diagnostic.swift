@@ -42,11 +42,11 @@ public struct LoadedPolicy: Sendable {
     /// The file as given on the command line, and its bytes (for hashing later).
     public var path: String
     public var text: String
-    let locator: SourceLocator
+    let locator: LazySourceLocator
 
     /// A diagnostic about this policy found after loading (e.g. a name that did not
     /// resolve), located like the reader's own.
     public func diagnostic(_ severity: Diagnostic.Severity, at keyPath: KeyPath, _ message: String) -> Diagnostic {
-        Diagnostic(severity, file: path, location: locator.valueLocation(keyPath), path: keyPath, message: message)
+        Diagnostic(severity, file: path, location: locator.locator.valueLocation(keyPath), path: keyPath, message: message)
     }
 }

@@ -35,7 +35,7 @@ public enum PolicyReader {
         let policy = PolicyDecoder(ctx: ctx).decode(root)
         let diags = ctx.sortedDiagnostics
         if ctx.hasErrors { throw PolicyError(diags) }
-        return LoadedPolicy(policy: policy, warnings: diags, path: file, text: text, locator: ctx.locator)
+        return LoadedPolicy(policy: policy, warnings: diags, path: file, text: text, locator: ctx.lazyLocator)
     }
 
     static func readableIOError(_ error: Error, path: String) -> String {

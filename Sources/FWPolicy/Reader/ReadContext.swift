@@ -1,14 +1,15 @@
 /// Collects diagnostics while the policy is read, so every error is reported at once.
 final class ReadContext {
     let file: String
-    let locator: SourceLocator
+    let lazyLocator: LazySourceLocator
+    var locator: SourceLocator { lazyLocator.locator }
     /// The directory relative paths in the policy (github_meta) are taken from.
     let baseDirectory: String
     private(set) var diagnostics: [Diagnostic] = []
 
     init(file: String, text: String, baseDirectory: String) {
         self.file = file
-        self.locator = SourceLocator(text: text)
+        self.lazyLocator = LazySourceLocator(text: text)
         self.baseDirectory = baseDirectory
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A line and column in the policy file, both counted from 1.
 public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConvertible {
     public let line: Int
@@ -79,6 +81,25 @@ public struct SourceLocator: Sendable {
     }
     fileprivate mutating func record(value path: KeyPath, at loc: SourceLocation) {
         if values[path] == nil { values[path] = loc }
+    }
+}
+
+/// Builds the locator on first use: a valid policy without warnings never needs one, and
+/// for a policy with 100,000 prefixes the scan costs as much as the parse.
+final class LazySourceLocator: @unchecked Sendable {
+    private let text: String
+    private var built: SourceLocator?
+    private let lock = NSLock()
+
+    init(text: String) { self.text = text }
+
+    var locator: SourceLocator {
+        lock.lock()
+        defer { lock.unlock() }
+        if let b = built { return b }
+        let b = SourceLocator(text: text)
+        built = b
+        return b
     }
 }
 

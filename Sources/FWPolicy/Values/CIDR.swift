@@ -38,6 +38,11 @@ public struct CIDR: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// Parses "ADDR" (a single host) or "ADDR/LEN". Host bits set is an error that names
     /// the network the writer probably meant.
     public static func parse(_ text: String) -> Result<CIDR, ParseError> {
+        if !text.utf8.contains(UInt8(ascii: "/")) {
+            // The common case in large policies: a single address.
+            guard let addr = IPAddress(text) else { return .failure(.notAnAddress(text)) }
+            return .success(CIDR(host: addr))
+        }
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         guard let addr = IPAddress(String(parts[0])) else { return .failure(.notAnAddress(text)) }
         var len = addr.family.bitWidth

@@ -31,7 +31,11 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Parses the textual forms inet_pton accepts: dotted-quad IPv4 (decimal only, no
     /// octal or shortened forms) and RFC 4291 IPv6. Zone ids and brackets are refused.
     public init?(_ text: String) {
-        if text.contains(":") {
+        if let v4 = Self.parseIPv4(text.utf8) {
+            self.init(family: .ipv4, value: UInt128(v4))
+            return
+        }
+        if text.utf8.contains(UInt8(ascii: ":")) {
             var a6 = in6_addr()
             guard inet_pton(AF_INET6, text, &a6) == 1 else { return nil }
             var v: UInt128 = 0
@@ -40,10 +44,36 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
             }
             self.init(family: .ipv6, value: v)
         } else {
-            var a4 = in_addr()
-            guard inet_pton(AF_INET, text, &a4) == 1 else { return nil }
-            self.init(family: .ipv4, value: UInt128(UInt32(bigEndian: a4.s_addr)))
+            return nil
         }
+    }
+
+    /// Dotted-quad IPv4 as inet_pton reads it: four decimal parts 0-255, no leading zeros.
+    /// Done by hand because policies can hold 100,000 addresses and inet_pton needs a C
+    /// string for each.
+    static func parseIPv4<C: Collection>(_ bytes: C) -> UInt32? where C.Element == UInt8 {
+        var value: UInt32 = 0
+        var part: UInt32 = 0
+        var digits = 0
+        var parts = 0
+        for b in bytes {
+            if b == UInt8(ascii: ".") {
+                guard digits > 0, parts < 3 else { return nil }
+                value = value << 8 | part
+                parts += 1
+                part = 0
+                digits = 0
+            } else if b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") {
+                if digits > 0 && part == 0 { return nil } // a leading zero
+                part = part * 10 + UInt32(b - UInt8(ascii: "0"))
+                digits += 1
+                guard part <= 255, digits <= 3 else { return nil }
+            } else {
+                return nil
+            }
+        }
+        guard digits > 0, parts == 3 else { return nil }
+        return value << 8 | part
     }
 
     /// Network-order bytes: 4 for IPv4, 16 for IPv6.
