@@ -19,10 +19,16 @@ let package = Package(
         .library(name: "FWRuleset", targets: ["FWRuleset"]),
         .library(name: "FWRender", targets: ["FWRender"]),
         .library(name: "FWNetlink", targets: ["FWNetlink"]),
+        .library(name: "FWProxy", targets: ["FWProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries.
@@ -38,10 +44,21 @@ let package = Package(
         .target(name: "FWRuleset", dependencies: ["FWPolicy"], swiftSettings: v5),
         .target(name: "FWRender", dependencies: ["FWRuleset"], swiftSettings: v5),
         .target(name: "FWNetlink", dependencies: ["FWRuleset", "CNetfilter"], swiftSettings: v5),
+        // The enforcing proxy. Runs unprivileged: it never imports FWNetlink.
+        .target(name: "FWProxy", dependencies: [
+            "FWPolicy",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: v5),
 
         // The thin command line.
         .executableTarget(name: "fwctl", dependencies: [
-            "FWPolicy", "FWResolve", "FWRuleset", "FWRender", "FWNetlink",
+            "FWPolicy", "FWResolve", "FWRuleset", "FWRender", "FWNetlink", "FWProxy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: v5),
 
@@ -59,6 +76,11 @@ let package = Package(
         .testTarget(name: "FWNetlinkTests", dependencies: ["FWNetlink", "FWRender", "FWRuleset", "FWPolicy", "FWTestSupport"],
                     swiftSettings: v5),
         .testTarget(name: "CLITests", dependencies: ["FWTestSupport"], swiftSettings: v5),
+        .testTarget(name: "FWProxyTests", dependencies: [
+            "FWProxy", "FWPolicy", "FWTestSupport",
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: v5),
         // End to end: sandbox and outside namespaces, a real DNS server, real listeners.
         .testTarget(name: "FWLabTests", dependencies: ["FWTestSupport"],
                     exclude: ["Fixtures"], swiftSettings: v5),
