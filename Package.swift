@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "FWNetlink", dependencies: ["FWRuleset", "CNetfilter"], swiftSettings: v5),
         // The enforcing proxy. Runs unprivileged: it never imports FWNetlink.
         .target(name: "FWProxy", dependencies: [
-            "FWPolicy",
+            "FWPolicy", "FWResolve",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -80,7 +80,7 @@ let package = Package(
             "FWProxy", "FWPolicy", "FWTestSupport",
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
-        ], swiftSettings: v5),
+        ], exclude: ["Fixtures"], swiftSettings: v5),
         // End to end: sandbox and outside namespaces, a real DNS server, real listeners.
         .testTarget(name: "FWLabTests", dependencies: ["FWTestSupport"],
                     exclude: ["Fixtures"], swiftSettings: v5),

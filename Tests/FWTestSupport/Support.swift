@@ -42,19 +42,26 @@ public func run(_ executable: String, _ args: [String], input: String? = nil) th
         throw POSIXError(.init(rawValue: rc) ?? .EIO)
     }
 
-    // Feed stdin and drain stdout on other threads, so no pipe can fill up and block.
-    let group = DispatchGroup()
-    let stdinWriter = FileHandle(fileDescriptor: inPipe[1], closeOnDealloc: true)
-    DispatchQueue.global().async(group: group) {
-        if let input { try? stdinWriter.write(contentsOf: Data(input.utf8)) }
-        try? stdinWriter.close()
-    }
+    // Feed stdin and drain stdout on threads of their own (not GCD's pool, which callers
+    // running many of these at once can exhaust), so no pipe can fill up and block.
     final class Box: @unchecked Sendable { var data = Data() }
     let outBox = Box()
+    let done = DispatchGroup()
+    let stdinWriter = FileHandle(fileDescriptor: inPipe[1], closeOnDealloc: true)
     let outReader = FileHandle(fileDescriptor: outPipe[0], closeOnDealloc: true)
-    DispatchQueue.global().async(group: group) { outBox.data = outReader.readDataToEndOfFile() }
+    done.enter()
+    Thread {
+        if let input { try? stdinWriter.write(contentsOf: Data(input.utf8)) }
+        try? stdinWriter.close()
+        done.leave()
+    }.start()
+    done.enter()
+    Thread {
+        outBox.data = outReader.readDataToEndOfFile()
+        done.leave()
+    }.start()
     let errData = FileHandle(fileDescriptor: errPipe[0], closeOnDealloc: true).readDataToEndOfFile()
-    group.wait()
+    done.wait()
 
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}

@@ -59,21 +59,10 @@ enum Compiled {
     static func ruleset(_ loaded: LoadedPolicy) throws -> Ruleset {
         var r = Compiler.compile(try Pipeline.compileInput(loaded, offline: false))
         let absolute = URL(fileURLWithPath: loaded.path).standardizedFileURL.path
-        let record = ApplyRecord(version: FWCtl.version, appliedAt: utcNow(),
+        let record = ApplyRecord(version: FWCtl.version, appliedAt: UTCTimestamp.now(),
                                  policySHA256: SHA256.hex(loaded.text.utf8), policyPath: absolute)
         r.table.comment = record.comment
         return r
-    }
-
-    /// "2026-11-29T18:53:31Z". strftime, not ISO8601DateFormatter, which loads ICU's data
-    /// (milliseconds on every apply).
-    static func utcNow() -> String {
-        var t = time(nil)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        var buf = [CChar](repeating: 0, count: 32)
-        let n = strftime(&buf, buf.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
-        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The live table against the compiled one, as a unified diff ("" when equal).

@@ -1,0 +1,85 @@
+import FWPolicy
+import FWResolve
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// What every connection's handlers share: the decisions, the dialer and the access log.
+final class ProxyServices: @unchecked Sendable {
+    let rules: ProxyRules
+    let dialer: UpstreamDialer
+    let log: AccessLog
+
+    init(rules: ProxyRules, dialer: UpstreamDialer, log: AccessLog) {
+        self.rules = rules
+        self.dialer = dialer
+        self.log = log
+    }
+}
+
+/// `fwctl proxy`: the listener on `proxy.listen`, one pipeline of small handlers per
+/// connection: HTTP decoding, the CONNECT decision, then a tunnel.
+public final class ProxyServer: @unchecked Sendable {
+    static let decoderName = "fwctl.http-decoder"
+    static let encoderName = "fwctl.http-encoder"
+
+    private let group: MultiThreadedEventLoopGroup
+    private let threadPool: NIOThreadPool
+    private let services: ProxyServices
+    private let listen: SocketEndpoint
+    private var channel: Channel?
+
+    /// `dnsServers`: the resolvers the proxy asks for upstream names (the policy's).
+    public init(policy: Policy, dnsServers: [SocketEndpoint], logger: Logger, threads: Int = System.coreCount) throws {
+        guard let settings = policy.proxy else { throw ProxyServerError("the policy has no [proxy] section") }
+        listen = settings.listen
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        threadPool = NIOThreadPool(numberOfThreads: 2)
+        threadPool.start()
+        let resolver = FWResolve.Resolver(options: ResolverOptions(servers: dnsServers, timeoutMs: policy.dns.timeoutMs,
+                                                         attempts: policy.dns.attempts, parallelism: 1))
+        services = ProxyServices(rules: ProxyRules(policy: policy),
+                                 dialer: UpstreamDialer(resolver: resolver, guardrail: DialGuard(policy: policy), threadPool: threadPool),
+                                 log: try AccessLog(path: settings.accessLog, logger: logger))
+    }
+
+    /// Binds and starts accepting; returns the bound address (port 0 picks a free one).
+    @discardableResult
+    public func start() throws -> SocketEndpoint {
+        let services = self.services
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                                        name: Self.decoderName)
+                    try sync.addHandler(HTTPResponseEncoder(), name: Self.encoderName)
+                    try sync.addHandler(ConnectHandler(services: services))
+                }
+            }
+        let ch = try bootstrap.bind(host: listen.address.description, port: Int(listen.port)).wait()
+        channel = ch
+        guard let local = ch.localAddress, let ip = local.ipAddress, let addr = IPAddress(ip), let port = local.port else {
+            throw ProxyServerError("bound to an unexpected address")
+        }
+        return SocketEndpoint(address: addr, port: UInt16(port))
+    }
+
+    /// Blocks until the listener is closed (by `stop`).
+    public func wait() throws { try channel?.closeFuture.wait() }
+
+    public func stop() {
+        try? channel?.close().wait()
+        try? group.syncShutdownGracefully()
+        try? threadPool.syncShutdownGracefully()
+    }
+}
+
+public struct ProxyServerError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}
