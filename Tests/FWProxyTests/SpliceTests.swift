@@ -9,41 +9,16 @@ import FWTestSupport
 /// this process, a real TLS upstream (`openssl s_server` with a certificate the test makes)
 /// and a real DNS server (dnsmasq) that the proxy asks for upstream names. Loopback only.
 final class SpliceTests: XCTestCase {
-    var dir: URL!
-    var dns: DNSServer!
-    var upstream: Daemon!
-    var upstreamPort: UInt16 = 0
-    var proxy: ProxyServer!
-    var proxyPort: UInt16 = 0
-    var accessLog: String { dir.appendingPathComponent("access.jsonl").path }
+    var bed: ProxyTestbed!
+    var upstreamPort: UInt16 { bed.upstreamPort }
+    var proxyPort: UInt16 { bed.proxyPort }
+    func path(_ name: String) -> String { bed.path(name) }
 
     override func setUpWithError() throws {
-        let openssl = try tool("openssl")
         _ = try tool("curl")
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("fwctl-splice-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try makeCertificates(openssl)
-
-        dns = try DNSServer(hosts: [
-            .init("api.example.test", ipv4: "127.0.0.1", ttl: 60),
-            .init("other.example.test", ipv4: "127.0.0.1", ttl: 60),
-            .init("rebind.example.test", ipv4: "169.254.169.254", ttl: 60),
-        ])
-        upstreamPort = LoopbackPort.unused()
-        let script = Paths.packageRoot.appendingPathComponent("Tests/FWProxyTests/Fixtures/upstream.py").path
-        upstream = try Daemon([try tool("python3"), script, "\(upstreamPort)", path("upstream.pem"), path("upstream.key"),
-                               path("requests.jsonl")], log: path("upstream.log"))
-        try waitForTCP(upstreamPort)
-
-        proxyPort = LoopbackPort.unused()
-        let policy = try PolicyReader.parse(text: """
-            version = 1
-            [dns]
-            servers = ["\(dns.endpoint)"]
-            timeout_ms = 500
-            [proxy]
-            listen = "127.0.0.1:\(proxyPort)"
-            access_log = "\(accessLog)"
+        bed = try ProxyTestbed(names: ["api.example.test", "other.example.test", "rebind.example.test"],
+                               certifiedNames: ["api.example.test", "rebind.example.test"])
+        try bed.startProxy(allows: """
             [[allow]]
             host = "api.example.test"
             via = "proxy"
@@ -55,53 +30,10 @@ final class SpliceTests: XCTestCase {
             [[allow]]
             cidr = ["127.0.0.1"]          # the upstream lives on loopback in this test
             ports = [\(upstreamPort)]
-            """, file: "test.toml", baseDirectory: dir.path).policy
-        proxy = try ProxyServer(policy: policy, dnsServers: policy.dns.servers!, logger: Logger(label: "test"), threads: 2)
-        try proxy.start()
+            """)
     }
 
-    override func tearDown() {
-        proxy?.stop()
-        upstream?.stop()
-        dns?.stop()
-        if let dir { try? FileManager.default.removeItem(at: dir) }
-    }
-
-    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
-
-    /// A test CA and an upstream certificate for api.example.test signed by it.
-    func makeCertificates(_ openssl: String) throws {
-        let steps: [[String]] = [
-            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-             "-subj", "/CN=fwctl test CA", "-keyout", path("ca.key"), "-out", path("ca.pem")],
-            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=api.example.test",
-             "-keyout", path("upstream.key"), "-out", path("upstream.csr")],
-            ["x509", "-req", "-in", path("upstream.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"), "-CAcreateserial",
-             "-days", "1", "-extfile", path("san.cnf"), "-out", path("upstream.pem")],
-        ]
-        try "subjectAltName=DNS:api.example.test,DNS:rebind.example.test\n".write(toFile: path("san.cnf"), atomically: true, encoding: .utf8)
-        for args in steps {
-            let r = try FWTestSupport.run(openssl, args)
-            XCTAssertEqual(r.status, 0, r.stderr)
-        }
-    }
-
-    func waitForTCP(_ port: UInt16) throws {
-        for _ in 0..<100 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = port.bigEndian
-            sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-            let ok = withUnsafePointer(to: &sin) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            }
-            close(fd)
-            if ok { return }
-            usleep(50_000)
-        }
-        XCTFail("nothing listens on 127.0.0.1:\(port): \(upstream.output)")
-    }
+    override func tearDown() { bed?.stop() }
 
     /// curl through the proxy; returns (CONNECT status, HTTP status, body).
     func curl(_ url: String, extra: [String] = []) throws -> (connect: String, http: String, body: String, exit: Int32) {
@@ -181,8 +113,5 @@ final class SpliceTests: XCTestCase {
         XCTAssertEqual(logged, 50)
     }
 
-    func logLines() throws -> [[String: Any]] {
-        let text = (try? String(contentsOfFile: accessLog, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
+    func logLines() throws -> [[String: Any]] { bed.logLines() }
 }

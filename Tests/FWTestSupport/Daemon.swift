@@ -5,7 +5,7 @@ import Glibc
 
 public struct DaemonError: Error, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }
 
 /// A long-running child of a test (dnsmasq, the lab's listeners, an `nft -i`): started

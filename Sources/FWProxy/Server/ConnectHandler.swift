@@ -42,16 +42,21 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch services.rules.entry(host: host, port: port) {
             case .failure(let r):
                 refuse(r, host: host, port: port, context: context)
-            case .success(let entry) where !entry.splices:
-                refuse(Refusal(kind: .upstreamFailed, status: 501,
-                               reason: "\(host) has methods, paths or inject rules; terminating TLS is not implemented yet"),
+            case .success(let entry) where !entry.splices && services.termination == nil:
+                // ProxyServer loads the CA whenever an entry terminates; this is a guard only.
+                refuse(Refusal(kind: .upstreamFailed, status: 502,
+                               reason: "\(host) has methods, paths or inject rules, and the proxy has no CA loaded"),
                        host: host, port: port, context: context)
             case .success(let entry):
                 state = .awaitingEnd(host: HostPattern.normalize(host) ?? host, port: port, entry: entry)
             }
-        case (.end, .awaitingEnd(let host, let port, _)):
+        case (.end, .awaitingEnd(let host, let port, let entry)):
             state = .done
-            dial(host: host, port: port, context: context)
+            if entry.splices {
+                dial(host: host, port: port, context: context)
+            } else if let termination = services.termination {
+                dialTerminated(host: host, port: port, entry: entry, termination: termination, context: context)
+            }
         case (.body, .awaitingEnd), (.body, .idle), (.end, .idle), (_, .done):
             break
         case (.head, _):
@@ -95,9 +100,55 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
     }
 
-    private func refuse(_ r: Refusal, host: String, port: UInt16, context: ChannelHandlerContext) {
+    /// The terminate path: dials as the splice path does, and also completes the upstream
+    /// TLS handshake (hostname verified against the CONNECT target) before answering, so
+    /// an upstream with a bad certificate is a readable 502 too. Then answers 200 and hands
+    /// the connection to a TerminateHandler, which pins the SNI and starts TLS.
+    private func dialTerminated(host: String, port: UInt16, entry: ProxyEntry, termination: Termination,
+                                context: ChannelHandlerContext) {
+        let tls = termination.upstreamContext
+        services.dialer.dial(host: host, port: port, on: context.eventLoop) { channel in
+            UpstreamRelay.install(on: channel, context: tls, hostname: host)
+        }.flatMap { upstream -> EventLoopFuture<Channel> in
+            guard let relay = try? upstream.pipeline.syncOperations.handler(type: UpstreamRelay.self) else {
+                return upstream.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+            }
+            return relay.handshake.futureResult.map { upstream }.flatMapErrorThrowing { error in
+                upstream.close(promise: nil)
+                throw error
+            }
+        }.whenComplete { [self] result in
+            switch result {
+            case .success(let upstream):
+                let handler = TerminateHandler(identity: host, port: port, entry: entry, upstream: upstream, services: services,
+                                               termination: termination, started: started)
+                handOver(to: handler, upstream: upstream, context: context)
+            case .failure(UpstreamDialer.Failure.refused(let r)):
+                refuse(r, host: host, port: port, context: context, mode: "mitm")
+            case .failure(let error):
+                refuse(.upstreamFailed(host: host, port: port, detail: "\(error)"), host: host, port: port, context: context, mode: "mitm")
+            }
+        }
+    }
+
+    /// Removes the HTTP codecs (bytes already read go on to `handler`), answers 200 and
+    /// leaves the connection to `handler`.
+    private func handOver(to handler: ChannelHandler, upstream: Channel, context: ChannelHandlerContext) {
+        let pipeline = context.pipeline
+        pipeline.addHandler(handler, position: .after(self))
+            .flatMap { pipeline.removeHandler(name: ProxyServer.encoderName) }
+            .flatMap { ResponseWriter.connectEstablished(context: context) }
+            .flatMap { pipeline.removeHandler(self) }
+            .flatMap { pipeline.removeHandler(name: ProxyServer.decoderName) }
+            .whenFailure { _ in
+                context.close(promise: nil)
+                upstream.close(promise: nil)
+            }
+    }
+
+    private func refuse(_ r: Refusal, host: String, port: UInt16, context: ChannelHandlerContext, mode: String = "splice") {
         state = .done
-        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: "splice", host: host, port: Int(port),
+        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: mode, host: host, port: Int(port),
                                   method: "CONNECT", path: nil, status: r.status, bytesUp: 0, bytesDown: 0,
                                   durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason))
         ResponseWriter.refuse(r, context: context, wrap: wrapOutboundOut)

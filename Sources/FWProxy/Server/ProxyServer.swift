@@ -10,11 +10,14 @@ final class ProxyServices: @unchecked Sendable {
     let rules: ProxyRules
     let dialer: UpstreamDialer
     let log: AccessLog
+    /// nil when every entry splices: then no CA is needed.
+    let termination: Termination?
 
-    init(rules: ProxyRules, dialer: UpstreamDialer, log: AccessLog) {
+    init(rules: ProxyRules, dialer: UpstreamDialer, log: AccessLog, termination: Termination? = nil) {
         self.rules = rules
         self.dialer = dialer
         self.log = log
+        self.termination = termination
     }
 }
 
@@ -31,17 +34,27 @@ public final class ProxyServer: @unchecked Sendable {
     private var channel: Channel?
 
     /// `dnsServers`: the resolvers the proxy asks for upstream names (the policy's).
-    public init(policy: Policy, dnsServers: [SocketEndpoint], logger: Logger, threads: Int = System.coreCount) throws {
+    /// `secrets`: the store the injector and scrubber read (the caller keeps it to reload on
+    /// SIGHUP); when nil, one is read from the process environment. `authority`: the CA for
+    /// terminated tunnels; when nil and some entry terminates, loaded from `proxy.ca_dir`.
+    public init(policy: Policy, dnsServers: [SocketEndpoint], logger: Logger, threads: Int = System.coreCount,
+                secrets: SecretStore? = nil, authority: CertificateAuthority? = nil) throws {
         guard let settings = policy.proxy else { throw ProxyServerError("the policy has no [proxy] section") }
+        let rules = ProxyRules(policy: policy)
+        var termination: Termination?
+        if rules.entries.contains(where: { !$0.splices }) {
+            let ca = try authority ?? CertificateAuthority.load(caDir: settings.caDir)
+            termination = try Termination(authority: ca, secrets: try secrets ?? SecretStore(policy: policy), settings: settings)
+        }
         listen = settings.listen
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
         let resolver = FWResolve.Resolver(options: ResolverOptions(servers: dnsServers, timeoutMs: policy.dns.timeoutMs,
                                                          attempts: policy.dns.attempts, parallelism: 1))
-        services = ProxyServices(rules: ProxyRules(policy: policy),
+        services = ProxyServices(rules: rules,
                                  dialer: UpstreamDialer(resolver: resolver, guardrail: DialGuard(policy: policy), threadPool: threadPool),
-                                 log: try AccessLog(path: settings.accessLog, logger: logger))
+                                 log: try AccessLog(path: settings.accessLog, logger: logger), termination: termination)
     }
 
     /// Binds and starts accepting; returns the bound address (port 0 picks a free one).

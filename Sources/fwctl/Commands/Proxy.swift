@@ -28,7 +28,7 @@ struct Proxy: ParsableCommand {
         let server: ProxyServer
         let bound: SocketEndpoint
         do {
-            server = try ProxyServer(policy: loaded.policy, dnsServers: servers, logger: logger)
+            server = try ProxyServer(policy: loaded.policy, dnsServers: servers, logger: logger, secrets: secrets)
             bound = try server.start()
         } catch {
             Output.error("fwctl proxy: \(error)")

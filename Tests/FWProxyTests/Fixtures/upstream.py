@@ -1,27 +1,75 @@
 """A small threaded HTTPS upstream for the proxy tests: answers every GET with a fixed
 page, and records the request headers it received (one JSON line per request) so tests
-can see what the proxy forwarded. Loopback only; stopped by the test."""
-import http.server, json, ssl, sys
+can see what the proxy forwarded. Loopback only; stopped by the test.
+
+Paths with behaviour of their own:
+  /echo  answers with the x-api-key it received, in the body and in X-Echo-Key (for
+         scrubbing tests: the proxy must replace the real key before the client sees it);
+  /sse   text/event-stream, three events 300 ms apart, chunked;
+POST reads the body (Content-Length or chunked) and answers with its length."""
+import http.server, json, ssl, sys, time
 
 port, cert, key, record = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self):
+    def record(self, extra=None):
+        entry = {"method": self.command, "path": self.path, "headers": dict(self.headers)}
+        entry.update(extra or {})
         with open(record, "a") as f:
-            f.write(json.dumps({"path": self.path, "headers": dict(self.headers)}) + "\n")
-        body = b"fwctl test upstream\n"
+            f.write(json.dumps(entry) + "\n")
+
+    def answer(self, body, content_type="text/plain", headers=()):
         self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
+
+    def do_GET(self):
+        self.record()
+        if self.path.startswith("/echo"):
+            got = self.headers.get("x-api-key", "")
+            self.answer(("key=" + got + "\n").encode(), headers=[("X-Echo-Key", got)])
+        elif self.path.startswith("/sse"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(3):
+                data = ("data: event %d\n\n" % i).encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+                if i < 2:
+                    time.sleep(0.3)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        else:
+            self.answer(b"fwctl test upstream\n")
+
+    def do_POST(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.record({"body_bytes": len(body)})
+        self.answer(("received %d\n" % len(body)).encode())
 
     def log_message(self, *args):
         pass
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+server.daemon_threads = True
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(cert, key)
 server.socket = context.wrap_socket(server.socket, server_side=True)

@@ -1,0 +1,90 @@
+import NIOCore
+import NIOHTTP1
+
+/// Replaces every real secret in a response with its placeholder before the client sees
+/// it: header values one-shot, the body with a streaming `Scrubber` per response (an
+/// occurrence split across chunks is still caught; at most the longest secret minus one
+/// byte is held back, so events still stream).
+///
+/// Replacing changes the body's length, so a Content-Length from the upstream cannot be
+/// kept: the response goes out chunked instead. Responses that have no body (to HEAD,
+/// 1xx, 204, 304) keep their framing headers, which describe a body never sent.
+///
+/// Inbound, it only notes each request's method (HEAD or not), in order: NIO's pipelining
+/// handler in front lets one request through at a time, so the queue holds at most a few.
+final class ResponseScrubber: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case awaitingHead
+        case body(Scrubber)
+        /// A response that carries no body: passed through as is.
+        case bodiless
+    }
+
+    private var state = State.awaitingHead
+    private var pendingMethods: [HTTPMethod] = []
+    private let secrets: SecretStore
+
+    init(secrets: SecretStore) { self.secrets = secrets }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data) { pendingMethods.append(head.method) }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch (unwrapOutboundIn(data), state) {
+        case (.head(var head), .awaitingHead):
+            let informational = head.status.code < 200
+            let method = informational ? nil : (pendingMethods.isEmpty ? nil : pendingMethods.removeFirst())
+            let scrubber = secrets.makeScrubber()
+            if !scrubber.isEmpty { head.headers = scrubbed(head.headers) }
+            if informational {
+                // The final head follows; the state stays.
+            } else if method == .HEAD || head.status == .noContent || head.status == .notModified {
+                state = .bodiless
+            } else if scrubber.isEmpty {
+                state = .body(scrubber)   // no secrets loaded: nothing changes length
+            } else {
+                head.headers.remove(name: "content-length")
+                head.headers.remove(name: "transfer-encoding")
+                head.headers.add(name: "Transfer-Encoding", value: "chunked")
+                state = .body(scrubber)
+            }
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+        case (.body(let part), .body(var scrubber)):
+            guard !scrubber.isEmpty, case .byteBuffer(let buffer) = part else {
+                return context.write(data, promise: promise)
+            }
+            let out = scrubber.feed(Array(buffer.readableBytesView))
+            state = .body(scrubber)
+            // An empty chunk would end a chunked body early; write nothing until there is
+            // something (the promise still completes).
+            if out.isEmpty {
+                promise?.succeed(())
+                return
+            }
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: out)))), promise: promise)
+        case (.end(let trailers), .body(var scrubber)):
+            state = .awaitingHead
+            let tail = scrubber.finish()
+            if !tail.isEmpty {
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: tail)))), promise: nil)
+            }
+            context.write(wrapOutboundOut(.end(trailers.map(scrubbed))), promise: promise)
+        case (.end, .bodiless):
+            state = .awaitingHead
+            context.write(data, promise: promise)
+        default:
+            context.write(data, promise: promise)
+        }
+    }
+
+    private func scrubbed(_ headers: HTTPHeaders) -> HTTPHeaders {
+        HTTPHeaders(headers.map { ($0.name, secrets.scrub($0.value)) })
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Logging
+import XCTest
+import FWPolicy
+import FWProxy
+import FWTestSupport
+
+/// What the end-to-end proxy tests share: a temp directory, a test CA with an upstream
+/// certificate, a real threaded HTTPS upstream (Fixtures/upstream.py, which records the
+/// request headers it receives), dnsmasq answering the upstream names with 127.0.0.1, and
+/// fwctl's proxy running in this process. Loopback only; `stop()` removes everything.
+final class ProxyTestbed {
+    let dir: URL
+    let dns: DNSServer
+    let upstream: Daemon
+    let upstreamPort: UInt16
+    let proxyPort = LoopbackPort.unused()
+    private(set) var proxy: ProxyServer?
+
+    /// `names`: the upstream names dnsmasq answers; `certifiedNames`: the ones the upstream's
+    /// certificate covers.
+    init(names: [String], certifiedNames: [String]) throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("fwctl-proxy-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        do {
+            try Self.makeUpstreamCertificates(in: dir, names: certifiedNames)
+            dns = try DNSServer(hosts: names.map { .init($0, ipv4: $0.hasPrefix("rebind.") ? "169.254.169.254" : "127.0.0.1", ttl: 60) })
+            upstreamPort = LoopbackPort.unused()
+            let script = Paths.packageRoot.appendingPathComponent("Tests/FWProxyTests/Fixtures/upstream.py").path
+            upstream = try Daemon([try tool("python3"), script, "\(upstreamPort)", dir.appendingPathComponent("upstream.pem").path,
+                                   dir.appendingPathComponent("upstream.key").path, dir.appendingPathComponent("requests.jsonl").path],
+                                  log: dir.appendingPathComponent("upstream.log").path)
+            try Self.waitForTCP(upstreamPort, upstream)
+        } catch {
+            try? FileManager.default.removeItem(at: dir)
+            throw error
+        }
+    }
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+    var accessLog: String { path("access.jsonl") }
+
+    /// Starts the proxy with `[dns]` and `[proxy]` filled in for the testbed; `proxyKeys` and
+    /// `allows` are TOML lines for the rest.
+    @discardableResult
+    func startProxy(proxyKeys: String = "", allows: String, secrets: SecretStore? = nil,
+                    authority: CertificateAuthority? = nil) throws -> Policy {
+        let policy = try PolicyReader.parse(text: """
+            version = 1
+            [dns]
+            servers = ["\(dns.endpoint)"]
+            timeout_ms = 500
+            [proxy]
+            listen = "127.0.0.1:\(proxyPort)"
+            access_log = "\(accessLog)"
+            \(proxyKeys)
+            \(allows)
+            """, file: "test.toml", baseDirectory: dir.path).policy
+        let server = try ProxyServer(policy: policy, dnsServers: policy.dns.servers!, logger: Logger(label: "test"), threads: 2,
+                                     secrets: secrets, authority: authority)
+        try server.start()
+        proxy = server
+        return policy
+    }
+
+    /// The access log, one dictionary per line.
+    func logLines() -> [[String: Any]] {
+        let text = (try? String(contentsOfFile: accessLog, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    func stop() {
+        proxy?.stop()
+        upstream.stop()
+        dns.stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    /// A test CA (ca.pem) and an upstream certificate signed by it for `names`.
+    static func makeUpstreamCertificates(in dir: URL, names: [String]) throws {
+        let openssl = try tool("openssl")
+        func p(_ n: String) -> String { dir.appendingPathComponent(n).path }
+        try ("subjectAltName=" + names.map { "DNS:\($0)" }.joined(separator: ",") + "\n")
+            .write(toFile: p("san.cnf"), atomically: true, encoding: .utf8)
+        let steps: [[String]] = [
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+             "-subj", "/CN=fwctl test upstream CA", "-keyout", p("ca.key"), "-out", p("ca.pem")],
+            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=\(names[0])",
+             "-keyout", p("upstream.key"), "-out", p("upstream.csr")],
+            ["x509", "-req", "-in", p("upstream.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"), "-CAcreateserial",
+             "-days", "1", "-extfile", p("san.cnf"), "-out", p("upstream.pem")],
+        ]
+        for args in steps {
+            let r = try FWTestSupport.run(openssl, args)
+            guard r.status == 0 else { throw DaemonError("openssl \(args[0]): \(r.stderr)") }
+        }
+    }
+
+    static func waitForTCP(_ port: UInt16, _ server: Daemon) throws {
+        for _ in 0..<100 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = port.bigEndian
+            sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            let ok = withUnsafePointer(to: &sin) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            close(fd)
+            if ok { return }
+            usleep(50_000)
+        }
+        throw DaemonError("nothing listens on 127.0.0.1:\(port): \(server.output)")
+    }
+}
