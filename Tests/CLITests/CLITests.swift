@@ -105,6 +105,47 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("--backend iptables is not available yet"), r.stderr)
     }
 
+    // MARK: - fwctl proxy
+
+    func proxyPolicy(port: UInt16, inject: Bool) throws -> String {
+        try write("proxy.toml", """
+        version = 1
+        [dns]
+        servers = ["127.0.0.1:9"]
+        [proxy]
+        listen = "127.0.0.1:\(port)"
+        [[allow]]
+        host = "api.example.test"
+        via = "proxy"
+        \(inject ? "methods = [\"GET\"]\n[[allow.inject]]\nheader = \"x-api-key\"\nplaceholder = \"placeholder-123\"\nsecret = \"env:FWCTL_CLI_TEST_UNSET\"" : "")
+        """)
+    }
+
+    /// The command runs the listener, answers refusals, and stops on SIGTERM.
+    func testProxyCommandServesAndStopsOnSIGTERM() throws {
+        let curl = try tool("curl")
+        let port = LoopbackPort.unused()
+        let proxy = try Daemon([Paths.fwctl, "proxy", try proxyPolicy(port: port, inject: false)], log: dir.appendingPathComponent("proxy.log").path)
+        defer { proxy.stop() }
+        for _ in 0..<100 where !proxy.output.contains("listening on") { usleep(50_000) }
+        XCTAssertTrue(proxy.output.contains("fwctl proxy: listening on 127.0.0.1:\(port)"), proxy.output)
+        let r = try FWTestSupport.run(curl, ["-s", "-o", "/dev/null", "-w", "%{http_connect}", "--max-time", "5",
+                                            "--proxy", "http://127.0.0.1:\(port)", "https://other.example.test/"])
+        XCTAssertEqual(r.stdout, "403")
+        proxy.signal(SIGTERM)
+        for _ in 0..<100 where proxy.isRunning { usleep(50_000) }
+        XCTAssertFalse(proxy.isRunning, "SIGTERM must stop the proxy")
+    }
+
+    /// A missing secret stops start-up with one line naming the inject, exit 2.
+    func testProxyWithAMissingSecretExits2() throws {
+        let r = try fwctl("proxy", try proxyPolicy(port: LoopbackPort.unused(), inject: true))
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.hasPrefix("fwctl proxy: allow[0].inject[0]"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("env:FWCTL_CLI_TEST_UNSET"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+    }
+
     // MARK: - Against a real DNS server
 
     func dnsPolicy(_ server: SocketEndpoint, timeoutMs: Int = 2000, extra: String) throws -> String {

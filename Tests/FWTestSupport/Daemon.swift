@@ -67,6 +67,9 @@ public final class Daemon {
 
     /// Closes stdin (an `nft -i` exits on end of input), then SIGTERM, up to 2 s to exit,
     /// then SIGKILL; always reaped. Safe to call twice.
+    /// Sends `sig` (e.g. SIGTERM) without waiting.
+    public func signal(_ sig: Int32) { if isRunning { kill(pid, sig) } }
+
     public func stop() {
         if stdin >= 0 { close(stdin); stdin = -1 }
         guard isRunning else { return }
