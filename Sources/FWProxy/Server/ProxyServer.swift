@@ -32,6 +32,10 @@ public final class ProxyServer: @unchecked Sendable {
     private let services: ProxyServices
     private let listen: SocketEndpoint
     private var channel: Channel?
+    private let endpointListeners: [EndpointListener]
+    private var endpointChannels: [Channel] = []
+    /// The bound address of each `[[proxy.endpoint]]`, in policy order, once `start` returned.
+    public private(set) var endpointAddresses: [SocketEndpoint] = []
 
     /// `dnsServers`: the resolvers the proxy asks for upstream names (the policy's).
     /// `secrets`: the store the injector and scrubber read (the caller keeps it to reload on
@@ -52,9 +56,17 @@ public final class ProxyServer: @unchecked Sendable {
         threadPool.start()
         let resolver = FWResolve.Resolver(options: ResolverOptions(servers: dnsServers, timeoutMs: policy.dns.timeoutMs,
                                                          attempts: policy.dns.attempts, parallelism: 1))
-        services = ProxyServices(rules: rules,
-                                 dialer: UpstreamDialer(resolver: resolver, guardrail: DialGuard(policy: policy), threadPool: threadPool),
-                                 log: try AccessLog(path: settings.accessLog, logger: logger), termination: termination)
+        let services = ProxyServices(rules: rules,
+                                     dialer: UpstreamDialer(resolver: resolver, guardrail: DialGuard(policy: policy), threadPool: threadPool),
+                                     log: try AccessLog(path: settings.accessLog, logger: logger), termination: termination)
+        self.services = services
+        if settings.endpoints.isEmpty {
+            endpointListeners = []
+        } else {
+            let upstream = try termination.map(EndpointUpstream.init(termination:))
+                ?? EndpointUpstream(secrets: try secrets ?? SecretStore(policy: policy), settings: settings)
+            endpointListeners = settings.endpoints.map { EndpointListener(endpoint: $0, services: services, upstream: upstream) }
+        }
     }
 
     /// Binds and starts accepting; returns the bound address (port 0 picks a free one).
@@ -76,6 +88,16 @@ public final class ProxyServer: @unchecked Sendable {
             }
         let ch = try bootstrap.bind(host: listen.address.description, port: Int(listen.port)).wait()
         channel = ch
+        let bound = try Self.endpoint(of: ch)
+        for listener in endpointListeners {
+            let ep = try listener.bind(group: group)
+            endpointChannels.append(ep)
+            endpointAddresses.append(try Self.endpoint(of: ep))
+        }
+        return bound
+    }
+
+    private static func endpoint(of ch: Channel) throws -> SocketEndpoint {
         guard let local = ch.localAddress, let ip = local.ipAddress, let addr = IPAddress(ip), let port = local.port else {
             throw ProxyServerError("bound to an unexpected address")
         }
@@ -87,6 +109,7 @@ public final class ProxyServer: @unchecked Sendable {
 
     public func stop() {
         try? channel?.close().wait()
+        for ep in endpointChannels { try? ep.close().wait() }
         try? group.syncShutdownGracefully()
         try? threadPool.syncShutdownGracefully()
     }

@@ -43,13 +43,15 @@ final class RequestGate: ChannelInboundHandler {
     private let injector: Injector
     private let maxBodyBytes: Int
     private let log: AccessLog
+    /// The access log's mode: "mitm" for a terminated CONNECT, "endpoint" for base-URL mode.
+    private let mode: String
     private var requestStarted = NIODeadline.now()
 
     /// Hop-by-hop headers of the client's hop: the proxy runs its own connection upstream.
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade"]
 
     init(identity: String, port: UInt16, entry: ProxyEntry, rules: ProxyRules, injector: Injector,
-         maxBodyBytes: Int, log: AccessLog) {
+         maxBodyBytes: Int, log: AccessLog, mode: String = "mitm") {
         self.identity = identity
         self.port = port
         self.entry = entry
@@ -57,6 +59,7 @@ final class RequestGate: ChannelInboundHandler {
         self.injector = injector
         self.maxBodyBytes = maxBodyBytes
         self.log = log
+        self.mode = mode
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -128,7 +131,7 @@ final class RequestGate: ChannelInboundHandler {
 
     private func refuse(_ r: Refusal, method: String, path: String, context: ChannelHandlerContext) {
         state = .refused
-        log.record(.init(client: context.remoteAddress?.description ?? "-", mode: "mitm", host: identity, port: Int(port),
+        log.record(.init(client: context.remoteAddress?.description ?? "-", mode: mode, host: identity, port: Int(port),
                          method: method, path: PathGlob.pathPart(of: path), status: r.status, bytesUp: 0, bytesDown: 0,
                          durationMs: Int((NIODeadline.now() - requestStarted).nanoseconds / 1_000_000), reason: r.reason))
         ResponseWriter.refuse(r, context: context, wrap: wrapOutboundOut)

@@ -3,7 +3,7 @@ page, and records the request headers it received (one JSON line per request) so
 can see what the proxy forwarded. Loopback only; stopped by the test.
 
 Paths with behaviour of their own:
-  /echo  answers with the x-api-key it received, in the body and in X-Echo-Key (for
+  /echo  (also under a prefix, e.g. /v1/echo) answers with the x-api-key it received, in the body and in X-Echo-Key (for
          scrubbing tests: the proxy must replace the real key before the client sees it);
   /sse   text/event-stream, three events 300 ms apart, chunked;
 POST reads the body (Content-Length or chunked) and answers with its length."""
@@ -31,7 +31,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.record()
-        if self.path.startswith("/echo"):
+        if self.path.split("?")[0].endswith("/echo"):
             got = self.headers.get("x-api-key", "")
             self.answer(("key=" + got + "\n").encode(), headers=[("X-Echo-Key", got)])
         elif self.path.startswith("/sse"):

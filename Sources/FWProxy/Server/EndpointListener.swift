@@ -1,0 +1,199 @@
+import FWPolicy
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// What base-URL endpoints need beyond ProxyServices: the upstream TLS context, the secrets
+/// and the body limit. Taken from `Termination` when the proxy has one; otherwise made
+/// without a CA (an endpoint never presents a certificate to the sandbox).
+final class EndpointUpstream: @unchecked Sendable {
+    let upstreamContext: NIOSSLContext
+    let secrets: SecretStore
+    let maxBodyBytes: Int
+
+    init(termination: Termination) {
+        upstreamContext = termination.upstreamContext
+        secrets = termination.secrets
+        maxBodyBytes = termination.maxBodyBytes
+    }
+
+    /// System trust store plus `upstream_ca`, HTTP/1.1 only, as `Termination` builds it.
+    init(secrets: SecretStore, settings: ProxySettings) throws {
+        var client = TLSConfiguration.makeClientConfiguration()
+        client.trustRoots = .default
+        if let extra = settings.upstreamCA { client.additionalTrustRoots = [.file(extra)] }
+        client.applicationProtocols = ["http/1.1"]
+        upstreamContext = try NIOSSLContext(configuration: client)
+        self.secrets = secrets
+        maxBodyBytes = settings.maxBodyBytes
+    }
+}
+
+/// One `[[proxy.endpoint]]`, base-URL mode: plain HTTP/1.1 in from the sandbox on `listen`
+/// (no CONNECT, no TLS, so the client needs no CA), verified TLS out to `target`.
+///
+/// The identity is the target's host, fixed by the policy: whatever Host the client sends
+/// is replaced by it, and the target's path prefix is put in front of each request path.
+/// Then the terminate path's handlers do the rest: RequestGate (method, path, body limit,
+/// injection) against the `via = "proxy"` entry that covers the target host and port,
+/// UpstreamForwarder and ResponseScrubber. The entry is looked up once, at start; when none
+/// covers the target, every request gets that refusal (403).
+///
+/// One upstream connection per client connection, dialed (through the dial-time guard)
+/// and TLS-handshaken when the client connects; a failure there answers the client's
+/// requests with a readable 502.
+final class EndpointListener: @unchecked Sendable {
+    let endpoint: ProxyEndpoint
+    private let decision: Result<ProxyEntry, Refusal>
+    private let services: ProxyServices
+    private let upstream: EndpointUpstream
+    private let host: String
+    private let port: UInt16
+
+    init(endpoint: ProxyEndpoint, services: ProxyServices, upstream: EndpointUpstream) {
+        self.endpoint = endpoint
+        self.services = services
+        self.upstream = upstream
+        host = endpoint.target.host.name
+        port = endpoint.target.port
+        if endpoint.target.scheme != "https" {
+            decision = .failure(Refusal(.upstreamFailed, "endpoint target \(endpoint.target) is not https; only TLS upstreams are supported"))
+        } else {
+            decision = services.rules.entry(host: endpoint.target.host.name, port: endpoint.target.port)
+        }
+    }
+
+    /// The Host header the upstream gets: the target host, with its port unless 443.
+    var authority: String { port == 443 ? host : "\(host):\(port)" }
+
+    func bind(group: EventLoopGroup) throws -> Channel {
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in initialize(channel) }
+        return try bootstrap.bind(host: endpoint.listen.address.description, port: Int(endpoint.listen.port)).wait()
+    }
+
+    private func initialize(_ channel: Channel) -> EventLoopFuture<Void> {
+        let entry: ProxyEntry
+        switch decision {
+        case .failure(let r): return installRefusing(channel, r)
+        case .success(let e): entry = e
+        }
+        let tls = upstream.upstreamContext
+        let host = self.host
+        return services.dialer.dial(host: host, port: port, on: channel.eventLoop) { up in
+            UpstreamRelay.install(on: up, context: tls, hostname: host)
+        }.flatMap { up -> EventLoopFuture<Channel> in
+            guard let relay = try? up.pipeline.syncOperations.handler(type: UpstreamRelay.self) else {
+                return up.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+            }
+            return relay.handshake.futureResult.map { up }.flatMapErrorThrowing { error in
+                up.close(promise: nil)
+                throw error
+            }
+        }.flatMap { [self] up -> EventLoopFuture<Void> in
+            channel.eventLoop.makeCompletedFuture {
+                try install(channel, entry: entry, upstream: up)
+            }.flatMapErrorThrowing { error in
+                up.close(promise: nil)
+                throw error
+            }
+        }.flatMapError { [self] error in
+            let r: Refusal
+            if case UpstreamDialer.Failure.refused(let refusal) = error { r = refusal } else {
+                r = .upstreamFailed(host: host, port: port, detail: "\(error)")
+            }
+            return installRefusing(channel, r)
+        }
+    }
+
+    /// Head to tail: response encoder, request decoder, NIO's pipelining guard, the
+    /// scrubber, the endpoint front (Host and path prefix), the gate, the forwarder.
+    private func install(_ channel: Channel, entry: ProxyEntry, upstream up: Channel) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandlers([
+            HTTPResponseEncoder(),
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+            HTTPServerPipelineHandler(),
+            ResponseScrubber(secrets: upstream.secrets),
+            EndpointFront(listener: self, refusal: nil),
+            RequestGate(identity: host, port: port, entry: entry, rules: services.rules,
+                        injector: Injector(entry: entry, secrets: upstream.secrets),
+                        maxBodyBytes: upstream.maxBodyBytes, log: services.log, mode: "endpoint"),
+            UpstreamForwarder(identity: host, port: port, upstream: up, services: services, mode: "endpoint"),
+        ])
+    }
+
+    /// Every request on the connection gets `r`.
+    private func installRefusing(_ channel: Channel, _ r: Refusal) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandlers([
+                HTTPResponseEncoder(),
+                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+                EndpointFront(listener: self, refusal: r),
+            ])
+        }
+    }
+
+    /// The upstream path: the target's prefix (without a trailing "/") before `uri`.
+    func upstreamPath(_ uri: String) -> String {
+        var prefix = endpoint.target.path
+        while prefix.hasSuffix("/") { prefix.removeLast() }
+        return prefix + uri
+    }
+
+    fileprivate func record(_ r: Refusal, method: String, path: String, context: ChannelHandlerContext, started: NIODeadline) {
+        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: "endpoint", host: host, port: Int(port),
+                                  method: method, path: PathGlob.pathPart(of: path), status: r.status, bytesUp: 0, bytesDown: 0,
+                                  durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason))
+    }
+}
+
+/// The endpoint's own step on each request head, before the gate: only origin-form
+/// targets ("/path"), the target's path prefix put in front, and the Host header set to
+/// the target (the client's Host names the endpoint, not the upstream). With a `refusal`
+/// (no entry covers the target, or the upstream could not be reached) every request is
+/// answered with it.
+final class EndpointFront: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let listener: EndpointListener
+    private let refusal: Refusal?
+    private var refused = false
+
+    init(listener: EndpointListener, refusal: Refusal?) {
+        self.listener = listener
+        self.refusal = refusal
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        guard case .head(var head) = part else {
+            if !refused { context.fireChannelRead(data) }
+            return
+        }
+        if let r = refusal {
+            return refuse(r, head: head, context: context)
+        }
+        guard head.uri.hasPrefix("/") else {
+            return refuse(Refusal(kind: .hostNotAllowed, status: 400,
+                                  reason: "request target \(Refusal.quote(head.uri)) is not a path; this endpoint takes origin-form requests (\"/v1/...\") for \(listener.endpoint.target)"),
+                          head: head, context: context)
+        }
+        head.uri = listener.upstreamPath(head.uri)
+        head.headers.remove(name: "host")
+        head.headers.add(name: "Host", value: listener.authority)
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+
+    private func refuse(_ r: Refusal, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        refused = true
+        listener.record(r, method: head.method.rawValue, path: head.uri, context: context, started: .now())
+        ResponseWriter.refuse(r, context: context, wrap: wrapOutboundOut)
+    }
+}
