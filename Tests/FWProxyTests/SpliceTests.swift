@@ -88,6 +88,32 @@ final class SpliceTests: XCTestCase {
         XCTAssertEqual(line["bytes_down"] as? Int, 0)
     }
 
+    /// SIGTERM's drain: no new connections, open ones get until the timeout, then close.
+    func testDrainWaitsForOpenConnectionsThenStops() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = proxyPort.bigEndian
+        sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        XCTAssertTrue(connected)
+        for _ in 0..<100 where bed.proxy!.openConnections == 0 { usleep(10_000) }
+        XCTAssertEqual(bed.proxy!.openConnections, 1)
+
+        let started = Date()
+        bed.proxy!.drain(timeout: .milliseconds(600))
+        let took = Date().timeIntervalSince(started)
+        XCTAssertGreaterThanOrEqual(took, 0.55, "an open connection is given the drain time")
+        XCTAssertLessThan(took, 3)
+        // The idle client was closed at the end of the drain, and nothing listens any more.
+        var byte: UInt8 = 0
+        XCTAssertEqual(recv(fd, &byte, 1, 0), 0, "the connection was closed")
+        XCTAssertNotEqual(try curl("https://api.example.test:\(upstreamPort)/").exit, 0)
+    }
+
     /// 50 clients at once, each on a thread of its own.
     func testConcurrentClients() throws {
         let group = DispatchGroup()

@@ -72,7 +72,10 @@ final class EndpointListener: @unchecked Sendable {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { [self] channel in initialize(channel) }
+            .childChannelInitializer { [self] channel in
+                services.connections.track(channel)
+                return initialize(channel)
+            }
         return try bootstrap.bind(host: endpoint.listen.address.description, port: Int(endpoint.listen.port)).wait()
     }
 

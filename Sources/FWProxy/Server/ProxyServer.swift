@@ -1,3 +1,4 @@
+import Foundation
 import FWPolicy
 import FWResolve
 import Logging
@@ -5,8 +6,23 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
+/// How many client connections are open, so a shutdown can wait for them.
+final class ConnectionCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var open = 0
+
+    var value: Int { lock.lock(); defer { lock.unlock() }; return open }
+
+    /// Counts `channel` until it closes.
+    func track(_ channel: Channel) {
+        lock.lock(); open += 1; lock.unlock()
+        channel.closeFuture.whenComplete { [self] _ in lock.lock(); open -= 1; lock.unlock() }
+    }
+}
+
 /// What every connection's handlers share: the decisions, the dialer and the access log.
 final class ProxyServices: @unchecked Sendable {
+    let connections = ConnectionCount()
     let rules: ProxyRules
     let dialer: UpstreamDialer
     let log: AccessLog
@@ -78,7 +94,8 @@ public final class ProxyServer: @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                services.connections.track(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
                                         name: Self.decoderName)
@@ -104,14 +121,43 @@ public final class ProxyServer: @unchecked Sendable {
         return SocketEndpoint(address: addr, port: UInt16(port))
     }
 
-    /// Blocks until the listener is closed (by `stop`).
-    public func wait() throws { try channel?.closeFuture.wait() }
+    private let stopped = DispatchSemaphore(value: 0)
+    private let stopOnce = NSLock()
+    private var isStopped = false
 
+    /// Blocks until the server has stopped (`stop` or `drain`).
+    public func wait() {
+        stopped.wait()
+        stopped.signal()
+    }
+
+    /// Open client connections (tunnels, kept-alive requests, endpoint connections).
+    public var openConnections: Int { services.connections.value }
+
+    /// SIGTERM: stops accepting, lets open connections finish for up to `timeout`, then
+    /// closes whatever is left and stops.
+    public func drain(timeout: TimeAmount = .seconds(5)) {
+        closeListeners()
+        let deadline = NIODeadline.now() + timeout
+        while services.connections.value > 0 && NIODeadline.now() < deadline { usleep(20_000) }
+        stop()
+    }
+
+    /// Closes everything now.
     public func stop() {
-        try? channel?.close().wait()
-        for ep in endpointChannels { try? ep.close().wait() }
+        stopOnce.lock()
+        defer { stopOnce.unlock() }
+        guard !isStopped else { return }
+        isStopped = true
+        closeListeners()
         try? group.syncShutdownGracefully()
         try? threadPool.syncShutdownGracefully()
+        stopped.signal()
+    }
+
+    private func closeListeners() {
+        try? channel?.close().wait()
+        for ep in endpointChannels { try? ep.close().wait() }
     }
 }
 

@@ -34,7 +34,8 @@ struct Proxy: ParsableCommand {
             Output.error("fwctl proxy: \(error)")
             throw Exit.usage.code
         }
-        // SIGHUP re-reads the secrets; SIGTERM and SIGINT stop the listener.
+        // SIGHUP re-reads the secrets; SIGTERM and SIGINT stop accepting and let open
+        // connections finish for a few seconds.
         let signals = [SIGTERM, SIGINT, SIGHUP].map { sig -> DispatchSourceSignal in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -42,7 +43,8 @@ struct Proxy: ParsableCommand {
                 if sig == SIGHUP {
                     do { try secrets.reload(); logger.info("secrets reloaded") } catch { logger.error("secrets not reloaded: \(error)") }
                 } else {
-                    server.stop()
+                    logger.info("stopping: draining \(server.openConnections) open connection(s)")
+                    server.drain(timeout: .seconds(5))
                 }
             }
             source.resume()
@@ -50,7 +52,7 @@ struct Proxy: ParsableCommand {
         }
         print("fwctl proxy: listening on \(bound)")
         fflush(stdout)
-        try server.wait()
+        server.wait()
         signals.forEach { $0.cancel() }
     }
 }
