@@ -84,20 +84,10 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Removes the HTTP codecs (any bytes already read go on to the tunnel), answers 200 and
-    /// hands the connection to a TunnelHandler that pins the TLS SNI to the CONNECT target.
+    /// Hands the connection to a TunnelHandler that pins the TLS SNI to the CONNECT target.
     private func becomeTunnel(host: String, port: UInt16, upstream: Channel, context: ChannelHandlerContext) {
-        let tunnel = TunnelHandler(identity: host, port: port, upstream: upstream, services: services, started: started)
-        let pipeline = context.pipeline
-        pipeline.addHandler(tunnel, position: .after(self))
-            .flatMap { pipeline.removeHandler(name: ProxyServer.encoderName) }
-            .flatMap { ResponseWriter.connectEstablished(context: context) }
-            .flatMap { pipeline.removeHandler(self) }
-            .flatMap { pipeline.removeHandler(name: ProxyServer.decoderName) }
-            .whenFailure { _ in
-                context.close(promise: nil)
-                upstream.close(promise: nil)
-            }
+        handOver(to: TunnelHandler(identity: host, port: port, upstream: upstream, services: services, started: started),
+                 upstream: upstream, context: context)
     }
 
     /// The terminate path: dials as the splice path does, and also completes the upstream

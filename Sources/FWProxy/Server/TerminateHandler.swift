@@ -18,7 +18,7 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
     private enum State { case peeking, installing, closed }
 
     private var state = State.peeking
-    private var buffered: ByteBuffer?
+    private var pin: SNIPin
     private let identity: String
     private let port: UInt16
     private let entry: ProxyEntry
@@ -30,6 +30,7 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
     init(identity: String, port: UInt16, entry: ProxyEntry, upstream: Channel, services: ProxyServices,
          termination: Termination, started: NIODeadline) {
         self.identity = identity
+        self.pin = SNIPin(identity: identity)
         self.port = port
         self.entry = entry
         self.upstream = upstream
@@ -44,21 +45,11 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        if buffered == nil { buffered = incoming } else { buffered!.writeBuffer(&incoming) }
-        guard state == .peeking, let bytes = buffered else { return }
-        switch ClientHello.parse(Array(bytes.readableBytesView)) {
-        case .needMoreData:
-            return
-        case .sni(let sni):
-            if let r = ProxyRules.checkIdentity(identity, seen: sni, what: "TLS SNI", against: "CONNECT target") {
-                return close(r, context: context)
-            }
-            install(context: context)
-        case .noSNI:
-            close(Refusal(.identityMismatch, "no TLS SNI; the tunnel to \(identity) needs one naming it"), context: context)
-        case .notTLS, .malformed:
-            close(Refusal(.identityMismatch, "the tunnel to \(identity) did not start with a TLS ClientHello"), context: context)
+        guard state == .peeking else { return }
+        switch pin.feed(unwrapInboundIn(data)) {
+        case .needMoreData: return
+        case .pinned: install(context: context)
+        case .refused(let r): close(r, context: context)
         }
     }
 
@@ -92,8 +83,7 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         // The hello goes to the TLS handler just added; removal of a handler is immediate on
         // the event loop, so later bytes reach TLS directly.
-        if let hello = buffered {
-            buffered = nil
+        if let hello = pin.take() {
             context.fireChannelRead(NIOAny(hello))
             context.fireChannelReadComplete()
         }
@@ -106,9 +96,9 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard state != .closed else { return }
         state = .closed
         services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: "mitm", host: identity, port: Int(port),
-                                  method: "CONNECT", path: nil, status: r.status, bytesUp: buffered?.readableBytes ?? 0, bytesDown: 0,
+                                  method: "CONNECT", path: nil, status: r.status, bytesUp: pin.bufferedCount, bytesDown: 0,
                                   durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason))
-        buffered = nil
+        _ = pin.take()
         context.close(promise: nil)
         upstream.close(promise: nil)
     }

@@ -11,7 +11,7 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     private enum State { case peeking, glued, closed }
 
     private var state = State.peeking
-    private var buffered: ByteBuffer?
+    private var pin: SNIPin
     private let identity: String
     private let port: UInt16
     private let upstream: Channel
@@ -20,6 +20,7 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     init(identity: String, port: UInt16, upstream: Channel, services: ProxyServices, started: NIODeadline) {
         self.identity = identity
+        self.pin = SNIPin(identity: identity)
         self.port = port
         self.upstream = upstream
         self.services = services
@@ -32,19 +33,11 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        if buffered == nil { buffered = incoming } else { buffered!.writeBuffer(&incoming) }
-        guard state == .peeking, let bytes = buffered else { return }
-        switch ClientHello.parse(Array(bytes.readableBytesView)) {
-        case .needMoreData:
-            return
-        case .sni(let sni):
-            if let r = ProxyRules.checkIdentity(identity, seen: sni, what: "TLS SNI") { return close(r, context: context) }
-            glue(context: context)
-        case .noSNI:
-            close(Refusal(kind: .identityMismatch, status: 421, reason: "no TLS SNI; the tunnel to \(identity) needs one naming it"), context: context)
-        case .notTLS, .malformed:
-            close(Refusal(kind: .identityMismatch, status: 421, reason: "the tunnel to \(identity) did not start with a TLS ClientHello"), context: context)
+        guard state == .peeking else { return }
+        switch pin.feed(unwrapInboundIn(data)) {
+        case .needMoreData: return
+        case .pinned: glue(context: context)
+        case .refused(let r): close(r, context: context)
         }
     }
 
@@ -58,8 +51,7 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
                              status: 200, bytesUp: up, bytesDown: upstreamGlue.bytesIn,
                              durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: nil))
         }
-        let hello = buffered
-        buffered = nil
+        let hello = pin.take()
         let upstream = self.upstream
         upstream.pipeline.addHandler(upstreamGlue)
             .flatMap { upstream.setOption(.autoRead, value: true) }
@@ -81,9 +73,9 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard state != .closed else { return }
         state = .closed
         services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: "splice", host: identity, port: Int(port),
-                                  method: "CONNECT", path: nil, status: r.status, bytesUp: buffered?.readableBytes ?? 0, bytesDown: 0,
+                                  method: "CONNECT", path: nil, status: r.status, bytesUp: pin.bufferedCount, bytesDown: 0,
                                   durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason))
-        buffered = nil
+        _ = pin.take()
         context.close(promise: nil)
         upstream.close(promise: nil)
     }

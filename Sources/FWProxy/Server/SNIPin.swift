@@ -1,0 +1,42 @@
+import NIOCore
+
+/// Collects a tunnel's first bytes until the TLS ClientHello is complete and decides
+/// whether its SNI is the CONNECT target. Spliced and terminated tunnels both pin the
+/// identity this way, before a byte goes upstream.
+struct SNIPin {
+    enum Outcome {
+        case needMoreData
+        case pinned
+        case refused(Refusal)
+    }
+
+    let identity: String
+    /// Everything the client sent so far (the ClientHello is forwarded or fed to TLS later).
+    private(set) var buffered: ByteBuffer?
+
+    init(identity: String) { self.identity = identity }
+
+    mutating func feed(_ bytes: ByteBuffer) -> Outcome {
+        var incoming = bytes
+        if buffered == nil { buffered = incoming } else { buffered!.writeBuffer(&incoming) }
+        switch ClientHello.parse(Array(buffered!.readableBytesView)) {
+        case .needMoreData:
+            return .needMoreData
+        case .sni(let sni):
+            if let r = ProxyRules.checkIdentity(identity, seen: sni, what: "TLS SNI", against: "CONNECT target") { return .refused(r) }
+            return .pinned
+        case .noSNI:
+            return .refused(Refusal(.identityMismatch, "no TLS SNI; the tunnel to \(identity) needs one naming it"))
+        case .notTLS, .malformed:
+            return .refused(Refusal(.identityMismatch, "the tunnel to \(identity) did not start with a TLS ClientHello"))
+        }
+    }
+
+    /// Hands over the collected bytes (once).
+    mutating func take() -> ByteBuffer? {
+        defer { buffered = nil }
+        return buffered
+    }
+
+    var bufferedCount: Int { buffered?.readableBytes ?? 0 }
+}
