@@ -87,26 +87,10 @@ final class EndpointTests: XCTestCase {
                       headers: (try? String(contentsOfFile: hdr, encoding: .utf8)) ?? "", stderr: r.stderr)
     }
 
-    func upstreamRequests() -> [[String: Any]] {
-        let text = (try? String(contentsOfFile: bed.path("requests.jsonl"), encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
-
-    func header(_ name: String, in text: String) -> String? {
-        for line in text.split(separator: "\r\n") {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == name.lowercased() { return parts[1].trimmingCharacters(in: .whitespaces) }
-        }
-        return nil
-    }
-
-    func lastLogLine(status: Int) -> [String: Any]? {
-        for _ in 0..<40 {
-            if let l = bed.logLines().last(where: { $0["status"] as? Int == status }) { return l }
-            usleep(50_000)
-        }
-        return nil
-    }
+    func upstreamRequests() -> [[String: Any]] { bed.upstreamRequests() }
+    func lastLogLine(status: Int) -> [String: Any]? { bed.lastLogLine(status: status) }
+    func header(_ name: String, in text: String) -> String? { ProxyTestbed.header(name, in: text) }
+    func logLines() -> [[String: Any]] { bed.logLines() }
 
     // MARK: - Cases
 

@@ -64,8 +64,32 @@ final class ProxyTestbed {
     }
 
     /// The access log, one dictionary per line.
-    func logLines() -> [[String: Any]] {
-        let text = (try? String(contentsOfFile: accessLog, encoding: .utf8)) ?? ""
+    func logLines() -> [[String: Any]] { Self.jsonLines(accessLog) }
+
+    /// What the upstream received, one dictionary (path, headers) per request.
+    func upstreamRequests() -> [[String: Any]] { Self.jsonLines(path("requests.jsonl")) }
+
+    /// The newest access-log line with `status`, waiting briefly: a line is written when
+    /// its request or tunnel ends, which can trail the client's exit.
+    func lastLogLine(status: Int) -> [String: Any]? {
+        for _ in 0..<40 {
+            if let l = logLines().last(where: { $0["status"] as? Int == status }) { return l }
+            usleep(50_000)
+        }
+        return nil
+    }
+
+    /// A header's value in curl's `-D` dump, name compared case-insensitively.
+    static func header(_ name: String, in text: String) -> String? {
+        for line in text.split(separator: "\r\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == name.lowercased() { return parts[1].trimmingCharacters(in: .whitespaces) }
+        }
+        return nil
+    }
+
+    static func jsonLines(_ file: String) -> [[String: Any]] {
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 

@@ -91,29 +91,11 @@ final class TerminateTests: XCTestCase {
                           stdout: r.stdout, stderr: r.stderr, exit: r.status)
     }
 
-    func upstreamRequests() -> [[String: Any]] {
-        let text = (try? String(contentsOfFile: path("requests.jsonl"), encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
 
+    func upstreamRequests() -> [[String: Any]] { bed.upstreamRequests() }
+    func lastLogLine(status: Int) -> [String: Any]? { bed.lastLogLine(status: status) }
+    func header(_ name: String, in text: String) -> String? { ProxyTestbed.header(name, in: text) }
     func logLines() -> [[String: Any]] { bed.logLines() }
-
-    /// The access log line for the last request, once the proxy has written it.
-    func lastLogLine(status: Int) -> [String: Any]? {
-        for _ in 0..<40 {
-            if let l = logLines().last(where: { $0["status"] as? Int == status }) { return l }
-            usleep(50_000)
-        }
-        return nil
-    }
-
-    func header(_ name: String, in text: String) -> String? {
-        for line in text.split(separator: "\r\n") {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == name.lowercased() { return parts[1].trimmingCharacters(in: .whitespaces) }
-        }
-        return nil
-    }
 
     // MARK: - Cases
 
