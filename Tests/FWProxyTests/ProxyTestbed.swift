@@ -14,23 +14,28 @@ final class ProxyTestbed {
     let dns: DNSServer
     let upstream: Daemon
     let upstreamPort: UInt16
+    /// The upstream's plain-HTTP port (same handler), when asked for.
+    let plainPort: UInt16?
     let proxyPort = LoopbackPort.unused()
     private(set) var proxy: ProxyServer?
 
     /// `names`: the upstream names dnsmasq answers; `certifiedNames`: the ones the upstream's
-    /// certificate covers.
-    init(names: [String], certifiedNames: [String]) throws {
+    /// certificate covers; `plainHTTP`: the upstream also serves plain HTTP on `plainPort`.
+    init(names: [String], certifiedNames: [String], plainHTTP: Bool = false) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("fwctl-proxy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         do {
             try Self.makeUpstreamCertificates(in: dir, names: certifiedNames)
             dns = try DNSServer(hosts: names.map { .init($0, ipv4: $0.hasPrefix("rebind.") ? "169.254.169.254" : "127.0.0.1", ttl: 60) })
             upstreamPort = LoopbackPort.unused()
+            plainPort = plainHTTP ? LoopbackPort.unused() : nil
             let script = Paths.packageRoot.appendingPathComponent("Tests/FWProxyTests/Fixtures/upstream.py").path
             upstream = try Daemon([try tool("python3"), script, "\(upstreamPort)", dir.appendingPathComponent("upstream.pem").path,
-                                   dir.appendingPathComponent("upstream.key").path, dir.appendingPathComponent("requests.jsonl").path],
+                                   dir.appendingPathComponent("upstream.key").path, dir.appendingPathComponent("requests.jsonl").path]
+                                  + (plainPort.map { ["--plain-port", "\($0)"] } ?? []),
                                   log: dir.appendingPathComponent("upstream.log").path)
             try Self.waitForTCP(upstreamPort, upstream)
+            if let plainPort { try Self.waitForTCP(plainPort, upstream) }
         } catch {
             try? FileManager.default.removeItem(at: dir)
             throw error

@@ -2,15 +2,18 @@ import FWPolicy
 import NIOCore
 import NIOHTTP1
 
-/// The first handler on a client connection to `proxy.listen`: reads the CONNECT request,
-/// decides with the policy, and either refuses it (a readable HTTP answer) or turns the
-/// connection into a tunnel handled by `TunnelHandler`.
+/// The first handler on a client connection to `proxy.listen`: reads the first request.
+/// A CONNECT is decided with the policy and either refused (a readable HTTP answer) or
+/// turned into a tunnel (`TunnelHandler` splices, `TerminateHandler` terminates). Any
+/// other method makes the connection a plain-HTTP proxy connection (`PlainHTTPFront`,
+/// which takes absolute-form "http://" targets).
 ///
 /// States, because bytes can arrive in any split: waiting for a request head; a CONNECT
-/// was accepted and its end is awaited; the connection has become a tunnel (this handler
-/// is gone then).
+/// was accepted and its end is awaited; the connection has become a tunnel or a plain-HTTP
+/// proxy connection (this handler is gone then).
 final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
@@ -29,10 +32,7 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
             guard head.method == .CONNECT else {
-                refuse(Refusal(kind: .methodNotAllowed, status: 405,
-                               reason: "only CONNECT is supported on this port for now (absolute-form HTTP is not yet)"),
-                       host: head.uri, port: 0, context: context)
-                return
+                return becomePlainProxy(head: head, context: context)
             }
             guard let (host, port) = Self.authority(head.uri) else {
                 refuse(Refusal(kind: .hostNotAllowed, status: 400, reason: "CONNECT target \"\(head.uri)\" is not HOST:PORT"),
@@ -63,6 +63,25 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
             // A second request before the first was handled: not a proxy client.
             context.close(promise: nil)
         }
+    }
+
+    /// Puts NIO's pipelining guard (one request at a time), the scrubber and the plain-HTTP
+    /// front behind this handler, hands them the head and steps aside; the rest of the
+    /// request goes straight to them.
+    private func becomePlainProxy(head: HTTPRequestHead, context: ChannelHandlerContext) {
+        state = .done
+        let handlers: [ChannelHandler] = [
+            HTTPServerPipelineHandler(),
+            ResponseScrubber(secrets: services.secrets),
+            PlainHTTPFront(services: services, routing: .absoluteForm),
+        ]
+        do {
+            try context.pipeline.syncOperations.addHandlers(handlers, position: .after(self))
+        } catch {
+            return context.close(promise: nil)
+        }
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+        context.pipeline.removeHandler(self, promise: nil)
     }
 
     /// Dials before answering: an upstream that does not resolve, is down, or resolves to a

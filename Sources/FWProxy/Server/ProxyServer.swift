@@ -20,19 +20,25 @@ final class ConnectionCount: @unchecked Sendable {
     }
 }
 
-/// What every connection's handlers share: the decisions, the dialer and the access log.
+/// What every connection's handlers share: the decisions, the dialer, the access log, the
+/// secrets (for injection and scrubbing) and the body limit.
 final class ProxyServices: @unchecked Sendable {
     let connections = ConnectionCount()
     let rules: ProxyRules
     let dialer: UpstreamDialer
     let log: AccessLog
+    let secrets: SecretStore
+    let maxBodyBytes: Int
     /// nil when every entry splices: then no CA is needed.
     let termination: Termination?
 
-    init(rules: ProxyRules, dialer: UpstreamDialer, log: AccessLog, termination: Termination? = nil) {
+    init(rules: ProxyRules, dialer: UpstreamDialer, log: AccessLog, secrets: SecretStore, maxBodyBytes: Int,
+         termination: Termination? = nil) {
         self.rules = rules
         self.dialer = dialer
         self.log = log
+        self.secrets = secrets
+        self.maxBodyBytes = maxBodyBytes
         self.termination = termination
     }
 }
@@ -61,10 +67,11 @@ public final class ProxyServer: @unchecked Sendable {
                 secrets: SecretStore? = nil, authority: CertificateAuthority? = nil) throws {
         guard let settings = policy.proxy else { throw ProxyServerError("the policy has no [proxy] section") }
         let rules = ProxyRules(policy: policy)
+        let store = try secrets ?? SecretStore(policy: policy)
         var termination: Termination?
         if rules.entries.contains(where: { !$0.splices }) {
             let ca = try authority ?? CertificateAuthority.load(caDir: settings.caDir)
-            termination = try Termination(authority: ca, secrets: try secrets ?? SecretStore(policy: policy), settings: settings)
+            termination = try Termination(authority: ca, secrets: store, settings: settings)
         }
         listen = settings.listen
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
@@ -74,13 +81,14 @@ public final class ProxyServer: @unchecked Sendable {
                                                          attempts: policy.dns.attempts, parallelism: 1))
         let services = ProxyServices(rules: rules,
                                      dialer: UpstreamDialer(resolver: resolver, guardrail: DialGuard(policy: policy), threadPool: threadPool),
-                                     log: try AccessLog(path: settings.accessLog, logger: logger), termination: termination)
+                                     log: try AccessLog(path: settings.accessLog, logger: logger), secrets: store,
+                                     maxBodyBytes: settings.maxBodyBytes, termination: termination)
         self.services = services
         if settings.endpoints.isEmpty {
             endpointListeners = []
         } else {
             let upstream = try termination.map(EndpointUpstream.init(termination:))
-                ?? EndpointUpstream(secrets: try secrets ?? SecretStore(policy: policy), settings: settings)
+                ?? EndpointUpstream(secrets: store, settings: settings)
             endpointListeners = settings.endpoints.map { EndpointListener(endpoint: $0, services: services, upstream: upstream) }
         }
     }

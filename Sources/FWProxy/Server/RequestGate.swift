@@ -22,7 +22,7 @@ enum GatedRequestPart {
 ///
 /// Every request on a kept-alive connection passes here (NIO's pipelining handler in front
 /// hands them over one at a time).
-final class RequestGate: ChannelInboundHandler {
+final class RequestGate: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = GatedRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -43,15 +43,18 @@ final class RequestGate: ChannelInboundHandler {
     private let injector: Injector
     private let maxBodyBytes: Int
     private let log: AccessLog
-    /// The access log's mode: "mitm" for a terminated CONNECT, "endpoint" for base-URL mode.
+    /// The access log's mode: "mitm" for a terminated CONNECT, "endpoint" for base-URL mode,
+    /// "http" for absolute-form plain HTTP, "transparent" for a redirected connection.
     private let mode: String
+    /// What fixed the identity, for reasons: "CONNECT target", "request target", "TLS SNI".
+    private let identitySource: String
     private var requestStarted = NIODeadline.now()
 
     /// Hop-by-hop headers of the client's hop: the proxy runs its own connection upstream.
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade"]
 
     init(identity: String, port: UInt16, entry: ProxyEntry, rules: ProxyRules, injector: Injector,
-         maxBodyBytes: Int, log: AccessLog, mode: String = "mitm") {
+         maxBodyBytes: Int, log: AccessLog, mode: String = "mitm", identitySource: String = "CONNECT target") {
         self.identity = identity
         self.port = port
         self.entry = entry
@@ -60,6 +63,7 @@ final class RequestGate: ChannelInboundHandler {
         self.maxBodyBytes = maxBodyBytes
         self.log = log
         self.mode = mode
+        self.identitySource = identitySource
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -99,7 +103,7 @@ final class RequestGate: ChannelInboundHandler {
         if hosts.count > 1 {
             return .failure(Refusal(.identityMismatch, "\(hosts.count) Host headers; one naming \(identity) is required"))
         }
-        if let r = ProxyRules.checkIdentity(identity, seen: hosts.first, what: "Host header", against: "CONNECT target", port: port) {
+        if let r = ProxyRules.checkIdentity(identity, seen: hosts.first, what: "Host header", against: identitySource, port: port) {
             return .failure(r)
         }
         var uri = head.uri
@@ -109,7 +113,7 @@ final class RequestGate: ChannelInboundHandler {
             let rest = uri[scheme.upperBound...]
             let slash = rest.firstIndex(of: "/") ?? rest.endIndex
             if let r = ProxyRules.checkIdentity(identity, seen: String(rest[..<slash]), what: "request target authority",
-                                                against: "CONNECT target", port: port) {
+                                                against: identitySource, port: port) {
                 return .failure(r)
             }
             uri = slash == rest.endIndex ? "/" : String(rest[slash...])

@@ -11,7 +11,7 @@ import NIOTLS   // TLSUserEvent; comes with NIOSSL
 /// connection per client connection, kept alive as long as both sides keep it.
 ///
 /// Backpressure both ways: a side stops reading while the other cannot take more.
-final class UpstreamForwarder: ChannelInboundHandler {
+final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = GatedRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -64,6 +64,14 @@ final class UpstreamForwarder: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Lets go of the upstream before this handler leaves the pipeline (a plain-HTTP proxy
+    /// connection moving on to another host): its closing must not close the client.
+    func retire() {
+        state = .closed
+        if let relay = try? upstream.pipeline.syncOperations.handler(type: UpstreamRelay.self) { relay.forwarder = nil }
+        upstream.close(promise: nil)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
@@ -211,14 +219,21 @@ final class UpstreamRelay: ChannelInboundHandler {
 
     init(eventLoop: EventLoop) { handshake = eventLoop.makePromise() }
 
-    /// TLS client, HTTP/1.1 client codecs and a relay, for the dialer's `configure`.
-    static func install(on channel: Channel, context tls: NIOSSLContext, hostname: String) -> EventLoopFuture<Void> {
+    /// TLS client (none when `tls` is nil: a plain-HTTP upstream, ready at once), HTTP/1.1
+    /// client codecs and a relay, for the dialer's `configure`.
+    static func install(on channel: Channel, context tls: NIOSSLContext?, hostname: String) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             let sync = channel.pipeline.syncOperations
-            try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: hostname))
+            let relay = UpstreamRelay(eventLoop: channel.eventLoop)
+            if let tls {
+                try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: hostname))
+            } else {
+                relay.state = .ready
+                relay.handshake.succeed(())
+            }
             try sync.addHandler(HTTPRequestEncoder())
             try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
-            try sync.addHandler(UpstreamRelay(eventLoop: channel.eventLoop))
+            try sync.addHandler(relay)
         }
     }
 

@@ -1,15 +1,30 @@
 """A small threaded HTTPS upstream for the proxy tests: answers every GET with a fixed
 page, and records the request headers it received (one JSON line per request) so tests
-can see what the proxy forwarded. Loopback only; stopped by the test.
+can see what the proxy forwarded. Loopback (or a test's own namespace) only; stopped by
+the test.
+
+usage: upstream.py PORT CERT KEY RECORD [--bind ADDRESS ...] [--plain-port PORT]
+  --bind        where to listen (default 127.0.0.1; may be given more than once, IPv6 too);
+  --plain-port  also serve plain HTTP (same handler) on this port.
 
 Paths with behaviour of their own:
+  /big   4 MiB of a repeating pattern (bytes 0..255), Content-Length framed;
   /echo  (also under a prefix, e.g. /v1/echo) answers with the x-api-key it received, in the body and in X-Echo-Key (for
          scrubbing tests: the proxy must replace the real key before the client sees it);
   /sse   text/event-stream, three events 300 ms apart, chunked;
 POST reads the body (Content-Length or chunked) and answers with its length."""
-import http.server, json, ssl, sys, time
+import argparse, http.server, json, socket, ssl, sys, threading, time
 
-port, cert, key, record = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+args = argparse.ArgumentParser()
+args.add_argument("port", type=int)
+args.add_argument("cert")
+args.add_argument("key")
+args.add_argument("record")
+args.add_argument("--bind", action="append")
+args.add_argument("--plain-port", type=int)
+opts = args.parse_args()
+record = opts.record
+BIG = bytes(range(256)) * (4 * 1024 * 1024 // 256)
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -34,6 +49,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path.split("?")[0].endswith("/echo"):
             got = self.headers.get("x-api-key", "")
             self.answer(("key=" + got + "\n").encode(), headers=[("X-Echo-Key", got)])
+        elif self.path.split("?")[0].endswith("/big"):
+            self.answer(BIG, content_type="application/octet-stream")
         elif self.path.startswith("/sse"):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -68,9 +85,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-server.daemon_threads = True
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
-server.serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, tls):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, Handler)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(opts.cert, opts.key)
+            self.socket = context.wrap_socket(self.socket, server_side=True)
+
+servers = []
+for address in opts.bind or ["127.0.0.1"]:
+    servers.append(Server((address, opts.port), True))
+    if opts.plain_port:
+        servers.append(Server((address, opts.plain_port), False))
+for s in servers[1:]:
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+servers[0].serve_forever()
