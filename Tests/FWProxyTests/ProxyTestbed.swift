@@ -43,6 +43,9 @@ final class ProxyTestbed {
     }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    /// What the upstream's /big answers: 4 MiB of the bytes 0...255 repeated.
+    static let bigBody = Data((0..<(4 * 1024 * 1024)).map { UInt8(truncatingIfNeeded: $0) })
     var accessLog: String { path("access.jsonl") }
 
     /// Starts the proxy with `[dns]` and `[proxy]` filled in for the testbed; `proxyKeys` and

@@ -56,6 +56,18 @@ final class SpliceTests: XCTestCase {
         XCTAssertEqual(try curl("https://API.Example.TEST.:\(upstreamPort)/", extra: ["--connect-to", "API.Example.TEST.:\(upstreamPort):api.example.test:\(upstreamPort)"]).exit, 0)
     }
 
+    /// 4 MiB through a spliced tunnel, byte for byte.
+    func testLargeDownloadIsIntact() throws {
+        let out = path("big")
+        let r = try FWTestSupport.run(try tool("curl"), ["-sS", "--max-time", "20", "--proxy", "http://127.0.0.1:\(proxyPort)",
+                                                         "--cacert", path("ca.pem"), "-o", out, "-w", "%{http_code}",
+                                                         "https://api.example.test:\(upstreamPort)/big"])
+        XCTAssertEqual(r.stdout, "200", r.stderr)
+        let body = try Data(contentsOf: URL(fileURLWithPath: out))
+        XCTAssertEqual(body.count, ProxyTestbed.bigBody.count)
+        XCTAssertTrue(body == ProxyTestbed.bigBody, "the 4 MiB body arrived intact")
+    }
+
     func testRefusalsAreReadableHTTPAnswers() throws {
         let cases: [(String, String, String)] = [
             ("https://other.example.test:\(upstreamPort)/", "403", "not allowed"),

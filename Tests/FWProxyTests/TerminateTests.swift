@@ -68,6 +68,7 @@ final class TerminateTests: XCTestCase {
         var body: String
         var headers: String
         var stdout: String
+        var bodyPath: String
         var stderr: String
         var exit: Int32
         var http: String { codes.first?.split(separator: " ").dropFirst().first.map(String.init) ?? "" }
@@ -88,7 +89,7 @@ final class TerminateTests: XCTestCase {
         return CurlResult(codes: r.stdout.split(separator: "\n").map(String.init),
                           body: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
                           headers: (try? String(contentsOfFile: hdr, encoding: .utf8)) ?? "",
-                          stdout: r.stdout, stderr: r.stderr, exit: r.status)
+                          stdout: r.stdout, bodyPath: out, stderr: r.stderr, exit: r.status)
     }
 
 
@@ -116,6 +117,19 @@ final class TerminateTests: XCTestCase {
         XCTAssertEqual(line["method"] as? String, "GET")
         XCTAssertEqual(line["path"] as? String, "/v1/models")
         XCTAssertFalse(try String(contentsOfFile: accessLog, encoding: .utf8).contains(secret), "no secret in the access log")
+    }
+
+    /// 4 MiB through the terminated tunnel (decrypted, scrubbed, re-encrypted), byte for
+    /// byte, twice on one kept-alive connection.
+    func testLargeDownloadIsIntact() throws {
+        // Two different paths: the helper writes every URL after the first to the same file.
+        let r = try curl(["/v1/big", "/v1/big?again"])
+        XCTAssertEqual(r.exit, 0, redact(r.stderr))
+        XCTAssertTrue(r.codes == ["200 200 1", "000 200 0"], "both downloads on one connection: \(r.codes.map { $0.prefix(40) })")
+        let body = try Data(contentsOf: URL(fileURLWithPath: r.bodyPath))
+        XCTAssertEqual(body.count, ProxyTestbed.bigBody.count)
+        XCTAssertTrue(body == ProxyTestbed.bigBody, "the 4 MiB body arrived intact")
+        XCTAssertEqual(lastLogLine(status: 200)?["bytes_down"] as? Int, ProxyTestbed.bigBody.count)
     }
 
     func testRefusalsOnTheHead() throws {

@@ -7,7 +7,7 @@ import Logging
 public final class AccessLog: @unchecked Sendable {
     public struct Entry {
         public var client: String
-        public var mode: String          // splice, mitm, endpoint, transparent
+        public var mode: String          // splice, mitm, endpoint, http, transparent
         public var host: String
         public var port: Int
         public var method: String?
@@ -17,6 +17,8 @@ public final class AccessLog: @unchecked Sendable {
         public var bytesDown: Int
         public var durationMs: Int
         public var reason: String?
+        /// Where a redirected client was really going (transparent mode).
+        public var original: String? = nil
     }
 
     private let handle: FileHandle?
@@ -38,7 +40,7 @@ public final class AccessLog: @unchecked Sendable {
     public func record(_ e: Entry) {
         var fields: [(String, Any?)] = [
             ("time", UTCTimestamp.now()), ("client", e.client), ("mode", e.mode), ("host", e.host), ("port", e.port),
-            ("method", e.method), ("path", e.path), ("status", e.status),
+            ("original_dst", e.original), ("method", e.method), ("path", e.path), ("status", e.status),
             ("bytes_up", e.bytesUp), ("bytes_down", e.bytesDown), ("duration_ms", e.durationMs), ("reason", e.reason),
         ]
         fields = fields.filter { $0.1 != nil }

@@ -73,7 +73,7 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
         let handlers: [ChannelHandler] = [
             HTTPServerPipelineHandler(),
             ResponseScrubber(secrets: services.secrets),
-            PlainHTTPFront(services: services, routing: .absoluteForm),
+            PlainHTTPFront(services: services, routing: .absoluteForm, arrival: .http),
         ]
         do {
             try context.pipeline.syncOperations.addHandlers(handlers, position: .after(self))
@@ -88,17 +88,12 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// guarded address gets a readable refusal while the client still speaks HTTP. The
     /// upstream reads nothing until the tunnel is glued.
     private func dial(host: String, port: UInt16, context: ChannelHandlerContext) {
-        services.dialer.dial(host: host, port: port, on: context.eventLoop) { channel in
-            channel.setOption(.autoRead, value: false)
-        }.whenComplete { [self] result in
+        services.dialer.dialForSplice(host: host, port: port, on: context.eventLoop).whenComplete { [self] result in
             switch result {
             case .success(let upstream):
                 becomeTunnel(host: host, port: port, upstream: upstream, context: context)
-            case .failure(UpstreamDialer.Failure.refused(let r)):
-                refuse(r, host: host, port: port, context: context)
             case .failure(let error):
-                refuse(Refusal(kind: .upstreamFailed, status: 502, reason: "cannot connect to \(host):\(port): \(error)"),
-                       host: host, port: port, context: context)
+                refuse(UpstreamDialer.refusal(for: error, host: host, port: port), host: host, port: port, context: context)
             }
         }
     }
@@ -115,27 +110,15 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// the connection to a TerminateHandler, which pins the SNI and starts TLS.
     private func dialTerminated(host: String, port: UInt16, entry: ProxyEntry, termination: Termination,
                                 context: ChannelHandlerContext) {
-        let tls = termination.upstreamContext
-        services.dialer.dial(host: host, port: port, on: context.eventLoop) { channel in
-            UpstreamRelay.install(on: channel, context: tls, hostname: host)
-        }.flatMap { upstream -> EventLoopFuture<Channel> in
-            guard let relay = try? upstream.pipeline.syncOperations.handler(type: UpstreamRelay.self) else {
-                return upstream.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
-            }
-            return relay.handshake.futureResult.map { upstream }.flatMapErrorThrowing { error in
-                upstream.close(promise: nil)
-                throw error
-            }
-        }.whenComplete { [self] result in
+        services.dialer.dialHTTP(host: host, port: port, tls: termination.upstreamContext, on: context.eventLoop)
+            .whenComplete { [self] result in
             switch result {
             case .success(let upstream):
                 let handler = TerminateHandler(identity: host, port: port, entry: entry, upstream: upstream, services: services,
                                                termination: termination, started: started)
                 handOver(to: handler, upstream: upstream, context: context)
-            case .failure(UpstreamDialer.Failure.refused(let r)):
-                refuse(r, host: host, port: port, context: context, mode: "mitm")
             case .failure(let error):
-                refuse(.upstreamFailed(host: host, port: port, detail: "\(error)"), host: host, port: port, context: context, mode: "mitm")
+                refuse(UpstreamDialer.refusal(for: error, host: host, port: port), host: host, port: port, context: context, mode: "mitm")
             }
         }
     }

@@ -85,19 +85,8 @@ final class EndpointListener: @unchecked Sendable {
         case .failure(let r): return installRefusing(channel, r)
         case .success(let e): entry = e
         }
-        let tls = upstream.upstreamContext
-        let host = self.host
-        return services.dialer.dial(host: host, port: port, on: channel.eventLoop) { up in
-            UpstreamRelay.install(on: up, context: tls, hostname: host)
-        }.flatMap { up -> EventLoopFuture<Channel> in
-            guard let relay = try? up.pipeline.syncOperations.handler(type: UpstreamRelay.self) else {
-                return up.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
-            }
-            return relay.handshake.futureResult.map { up }.flatMapErrorThrowing { error in
-                up.close(promise: nil)
-                throw error
-            }
-        }.flatMap { [self] up -> EventLoopFuture<Void> in
+        return services.dialer.dialHTTP(host: host, port: port, tls: upstream.upstreamContext, on: channel.eventLoop)
+        .flatMap { [self] up -> EventLoopFuture<Void> in
             channel.eventLoop.makeCompletedFuture {
                 try install(channel, entry: entry, upstream: up)
             }.flatMapErrorThrowing { error in
@@ -105,11 +94,7 @@ final class EndpointListener: @unchecked Sendable {
                 throw error
             }
         }.flatMapError { [self] error in
-            let r: Refusal
-            if case UpstreamDialer.Failure.refused(let refusal) = error { r = refusal } else {
-                r = .upstreamFailed(host: host, port: port, detail: "\(error)")
-            }
-            return installRefusing(channel, r)
+            installRefusing(channel, UpstreamDialer.refusal(for: error, host: host, port: port))
         }
     }
 
@@ -125,8 +110,8 @@ final class EndpointListener: @unchecked Sendable {
             EndpointFront(listener: self, refusal: nil),
             RequestGate(identity: host, port: port, entry: entry, rules: services.rules,
                         injector: Injector(entry: entry, secrets: upstream.secrets),
-                        maxBodyBytes: upstream.maxBodyBytes, log: services.log, mode: "endpoint"),
-            UpstreamForwarder(identity: host, port: port, upstream: up, services: services, mode: "endpoint"),
+                        maxBodyBytes: upstream.maxBodyBytes, log: services.log, arrival: .endpoint),
+            UpstreamForwarder(identity: host, port: port, upstream: up, services: services, arrival: .endpoint),
         ])
     }
 

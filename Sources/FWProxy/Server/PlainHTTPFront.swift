@@ -56,16 +56,13 @@ final class PlainHTTPFront: ChannelInboundHandler, RemovableChannelHandler {
     private var state = State.ready(nil)
     private let services: ProxyServices
     private let routing: Routing
+    private let arrival: Arrival
 
-    init(services: ProxyServices, routing: Routing) {
+    /// `arrival`: `.http` on `proxy.listen`, a transparent one with `.hostHeader`.
+    init(services: ProxyServices, routing: Routing, arrival: Arrival) {
         self.services = services
         self.routing = routing
-    }
-
-    /// The access log's mode.
-    private var mode: String {
-        if case .absoluteForm = routing { return "http" }
-        return "transparent"
+        self.arrival = arrival
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -150,19 +147,14 @@ final class PlainHTTPFront: ChannelInboundHandler, RemovableChannelHandler {
         }
         state = .dialing(route, pending: [.head(head)])
         context.channel.setOption(.autoRead, value: false).whenFailure { _ in }
-        services.dialer.dial(host: route.host, port: route.port, on: context.eventLoop) { channel in
-            UpstreamRelay.install(on: channel, context: nil, hostname: route.host)
-        }.whenComplete { [self] result in
+        services.dialer.dialHTTP(host: route.host, port: route.port, tls: nil, on: context.eventLoop).whenComplete { [self] result in
             switch result {
             case .success(let upstream):
                 guard context.channel.isActive else { return upstream.close(promise: nil) }
                 install(route: route, entry: entry, upstream: upstream, context: context)
             case .failure(let error):
-                let r: Refusal
-                if case UpstreamDialer.Failure.refused(let refusal) = error { r = refusal } else {
-                    r = .upstreamFailed(host: route.host, port: route.port, detail: "\(error)")
-                }
-                refuse(r, head: head, host: route.host, port: route.port, context: context)
+                refuse(UpstreamDialer.refusal(for: error, host: route.host, port: route.port), head: head,
+                       host: route.host, port: route.port, context: context)
                 context.channel.setOption(.autoRead, value: true).whenFailure { _ in }
             }
         }
@@ -172,9 +164,8 @@ final class PlainHTTPFront: ChannelInboundHandler, RemovableChannelHandler {
         guard case .dialing(_, let pending) = state else { return upstream.close(promise: nil) }
         let gate = RequestGate(identity: route.host, port: route.port, entry: entry, rules: services.rules,
                                injector: Injector(entry: entry, secrets: services.secrets),
-                               maxBodyBytes: services.maxBodyBytes, log: services.log, mode: mode,
-                               identitySource: routing.identitySource)
-        let forwarder = UpstreamForwarder(identity: route.host, port: route.port, upstream: upstream, services: services, mode: mode)
+                               maxBodyBytes: services.maxBodyBytes, log: services.log, arrival: arrival)
+        let forwarder = UpstreamForwarder(identity: route.host, port: route.port, upstream: upstream, services: services, arrival: arrival)
         do {
             try context.pipeline.syncOperations.addHandlers([gate, forwarder], position: .after(self))
         } catch {
@@ -192,19 +183,10 @@ final class PlainHTTPFront: ChannelInboundHandler, RemovableChannelHandler {
 
     private func refuse(_ r: Refusal, head: HTTPRequestHead?, host: String, port: UInt16, context: ChannelHandlerContext) {
         state = .refused
-        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: mode, host: host, port: Int(port),
+        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: arrival.mode, host: host, port: Int(port),
                                   method: head?.method.rawValue, path: head.map { PathGlob.pathPart(of: $0.uri) },
-                                  status: r.status, bytesUp: 0, bytesDown: 0, durationMs: 0, reason: r.reason))
+                                  status: r.status, bytesUp: 0, bytesDown: 0, durationMs: 0, reason: r.reason,
+                                  original: arrival.originalDestination))
         ResponseWriter.refuse(r, context: context, wrap: wrapOutboundOut)
-    }
-}
-
-extension PlainHTTPFront.Routing {
-    /// What fixed the identity, for refusal reasons.
-    var identitySource: String {
-        switch self {
-        case .absoluteForm: return "request target"
-        case .hostHeader: return "connection's first Host header"
-        }
     }
 }

@@ -43,8 +43,10 @@ final class ProxyServices: @unchecked Sendable {
     }
 }
 
-/// `fwctl proxy`: the listener on `proxy.listen`, one pipeline of small handlers per
-/// connection: HTTP decoding, the CONNECT decision, then a tunnel.
+/// `fwctl proxy`: the listener on `proxy.listen` (CONNECT and absolute-form HTTP), one per
+/// `[[proxy.endpoint]]`, and with `transparent = true` the transparent port on 127.0.0.1
+/// and ::1. One pipeline of small handlers per connection: the first decides what the
+/// connection is, then hands it to a tunnel or to the per-request handlers.
 public final class ProxyServer: @unchecked Sendable {
     static let decoderName = "fwctl.http-decoder"
     static let encoderName = "fwctl.http-encoder"
@@ -58,6 +60,12 @@ public final class ProxyServer: @unchecked Sendable {
     private var endpointChannels: [Channel] = []
     /// The bound address of each `[[proxy.endpoint]]`, in policy order, once `start` returned.
     public private(set) var endpointAddresses: [SocketEndpoint] = []
+    /// `proxy.transparent_port` when `transparent = true`.
+    private let transparentPort: UInt16?
+    private var transparentChannels: [Channel] = []
+    /// Where the transparent listener listens (127.0.0.1, and ::1 when the host has IPv6).
+    public private(set) var transparentAddresses: [SocketEndpoint] = []
+    private let logger: Logger
 
     /// `dnsServers`: the resolvers the proxy asks for upstream names (the policy's).
     /// `secrets`: the store the injector and scrubber read (the caller keeps it to reload on
@@ -74,6 +82,8 @@ public final class ProxyServer: @unchecked Sendable {
             termination = try Termination(authority: ca, secrets: store, settings: settings)
         }
         listen = settings.listen
+        transparentPort = settings.transparent ? settings.transparentPort : nil
+        self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
@@ -119,7 +129,34 @@ public final class ProxyServer: @unchecked Sendable {
             endpointChannels.append(ep)
             endpointAddresses.append(try Self.endpoint(of: ep))
         }
+        if let port = transparentPort { try startTransparent(port: port) }
         return bound
+    }
+
+    /// Redirected connections land on 127.0.0.1 and ::1. A host without IPv6 loopback (many
+    /// containers) gets the IPv4 listener only, and a notice: its IPv6 traffic cannot be
+    /// redirected here either.
+    private func startTransparent(port: UInt16) throws {
+        let services = self.services
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                services.connections.track(channel)
+                return OriginalDestination.of(channel).flatMapThrowing { original in
+                    try channel.pipeline.syncOperations.addHandler(TransparentHandler(services: services, original: original))
+                }
+            }
+        for host in ["127.0.0.1", "::1"] {
+            do {
+                let ch = try bootstrap.bind(host: host, port: Int(port)).wait()
+                transparentChannels.append(ch)
+                transparentAddresses.append(try Self.endpoint(of: ch))
+            } catch where host == "::1" {
+                logger.notice("transparent mode: no listener on [::1]:\(port) (\(error)); IPv4 only")
+            }
+        }
     }
 
     private static func endpoint(of ch: Channel) throws -> SocketEndpoint {
@@ -165,7 +202,7 @@ public final class ProxyServer: @unchecked Sendable {
 
     private func closeListeners() {
         try? channel?.close().wait()
-        for ep in endpointChannels { try? ep.close().wait() }
+        for ep in endpointChannels + transparentChannels { try? ep.close().wait() }
     }
 }
 

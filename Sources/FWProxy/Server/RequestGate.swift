@@ -43,18 +43,15 @@ final class RequestGate: ChannelInboundHandler, RemovableChannelHandler {
     private let injector: Injector
     private let maxBodyBytes: Int
     private let log: AccessLog
-    /// The access log's mode: "mitm" for a terminated CONNECT, "endpoint" for base-URL mode,
-    /// "http" for absolute-form plain HTTP, "transparent" for a redirected connection.
-    private let mode: String
-    /// What fixed the identity, for reasons: "CONNECT target", "request target", "TLS SNI".
-    private let identitySource: String
+    /// The access log's mode and what fixed the identity (named in reasons).
+    private let arrival: Arrival
     private var requestStarted = NIODeadline.now()
 
     /// Hop-by-hop headers of the client's hop: the proxy runs its own connection upstream.
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade"]
 
     init(identity: String, port: UInt16, entry: ProxyEntry, rules: ProxyRules, injector: Injector,
-         maxBodyBytes: Int, log: AccessLog, mode: String = "mitm", identitySource: String = "CONNECT target") {
+         maxBodyBytes: Int, log: AccessLog, arrival: Arrival = .mitm) {
         self.identity = identity
         self.port = port
         self.entry = entry
@@ -62,8 +59,7 @@ final class RequestGate: ChannelInboundHandler, RemovableChannelHandler {
         self.injector = injector
         self.maxBodyBytes = maxBodyBytes
         self.log = log
-        self.mode = mode
-        self.identitySource = identitySource
+        self.arrival = arrival
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -103,7 +99,7 @@ final class RequestGate: ChannelInboundHandler, RemovableChannelHandler {
         if hosts.count > 1 {
             return .failure(Refusal(.identityMismatch, "\(hosts.count) Host headers; one naming \(identity) is required"))
         }
-        if let r = ProxyRules.checkIdentity(identity, seen: hosts.first, what: "Host header", against: identitySource, port: port) {
+        if let r = ProxyRules.checkIdentity(identity, seen: hosts.first, what: "Host header", against: arrival.identitySource, port: port) {
             return .failure(r)
         }
         var uri = head.uri
@@ -113,7 +109,7 @@ final class RequestGate: ChannelInboundHandler, RemovableChannelHandler {
             let rest = uri[scheme.upperBound...]
             let slash = rest.firstIndex(of: "/") ?? rest.endIndex
             if let r = ProxyRules.checkIdentity(identity, seen: String(rest[..<slash]), what: "request target authority",
-                                                against: identitySource, port: port) {
+                                                against: arrival.identitySource, port: port) {
                 return .failure(r)
             }
             uri = slash == rest.endIndex ? "/" : String(rest[slash...])
@@ -135,9 +131,9 @@ final class RequestGate: ChannelInboundHandler, RemovableChannelHandler {
 
     private func refuse(_ r: Refusal, method: String, path: String, context: ChannelHandlerContext) {
         state = .refused
-        log.record(.init(client: context.remoteAddress?.description ?? "-", mode: mode, host: identity, port: Int(port),
+        log.record(.init(client: context.remoteAddress?.description ?? "-", mode: arrival.mode, host: identity, port: Int(port),
                          method: method, path: PathGlob.pathPart(of: path), status: r.status, bytesUp: 0, bytesDown: 0,
-                         durationMs: Int((NIODeadline.now() - requestStarted).nanoseconds / 1_000_000), reason: r.reason))
+                         durationMs: Int((NIODeadline.now() - requestStarted).nanoseconds / 1_000_000), reason: r.reason, original: arrival.originalDestination))
         ResponseWriter.refuse(r, context: context, wrap: wrapOutboundOut)
     }
 }

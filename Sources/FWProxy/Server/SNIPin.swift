@@ -11,10 +11,15 @@ struct SNIPin {
     }
 
     let identity: String
+    /// What fixed the identity, for reasons ("CONNECT target").
+    let source: String
     /// Everything the client sent so far (the ClientHello is forwarded or fed to TLS later).
     private(set) var buffered: ByteBuffer?
 
-    init(identity: String) { self.identity = identity }
+    init(identity: String, source: String = "CONNECT target") {
+        self.identity = identity
+        self.source = source
+    }
 
     mutating func feed(_ bytes: ByteBuffer) -> Outcome {
         var incoming = bytes
@@ -23,7 +28,7 @@ struct SNIPin {
         case .needMoreData:
             return .needMoreData
         case .sni(let sni):
-            if let r = ProxyRules.checkIdentity(identity, seen: sni, what: "TLS SNI", against: "CONNECT target") { return .refused(r) }
+            if let r = ProxyRules.checkIdentity(identity, seen: sni, what: "TLS SNI", against: source) { return .refused(r) }
             return .pinned
         case .noSNI:
             return .refused(Refusal(.identityMismatch, "no TLS SNI; the tunnel to \(identity) needs one naming it"))

@@ -26,11 +26,13 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let services: ProxyServices
     private let termination: Termination
     private let started: NIODeadline
+    private let arrival: Arrival
 
     init(identity: String, port: UInt16, entry: ProxyEntry, upstream: Channel, services: ProxyServices,
-         termination: Termination, started: NIODeadline) {
+         termination: Termination, started: NIODeadline, arrival: Arrival = .mitm) {
         self.identity = identity
-        self.pin = SNIPin(identity: identity)
+        self.pin = SNIPin(identity: identity, source: arrival.identitySource)
+        self.arrival = arrival
         self.port = port
         self.entry = entry
         self.upstream = upstream
@@ -61,7 +63,7 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
         let handlers: [ChannelHandler]
         do {
             let tls = NIOSSLServerHandler(context: try termination.serverContext(for: identity))
-            let forwarder = UpstreamForwarder(identity: identity, port: port, upstream: upstream, services: services)
+            let forwarder = UpstreamForwarder(identity: identity, port: port, upstream: upstream, services: services, arrival: arrival)
             handlers = [
                 tls,
                 HTTPResponseEncoder(),
@@ -70,7 +72,7 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
                 ResponseScrubber(secrets: termination.secrets),
                 RequestGate(identity: identity, port: port, entry: entry, rules: services.rules,
                             injector: Injector(entry: entry, secrets: termination.secrets),
-                            maxBodyBytes: termination.maxBodyBytes, log: services.log),
+                            maxBodyBytes: termination.maxBodyBytes, log: services.log, arrival: arrival),
                 forwarder,
             ]
         } catch {
@@ -95,9 +97,10 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func close(_ r: Refusal, context: ChannelHandlerContext) {
         guard state != .closed else { return }
         state = .closed
-        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: "mitm", host: identity, port: Int(port),
+        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: arrival.mode, host: identity, port: Int(port),
                                   method: "CONNECT", path: nil, status: r.status, bytesUp: pin.bufferedCount, bytesDown: 0,
-                                  durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason))
+                                  durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason,
+                                  original: arrival.originalDestination))
         _ = pin.take()
         context.close(promise: nil)
         upstream.close(promise: nil)

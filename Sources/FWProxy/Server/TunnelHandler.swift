@@ -17,10 +17,13 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let upstream: Channel
     private let services: ProxyServices
     private let started: NIODeadline
+    private let arrival: Arrival
 
-    init(identity: String, port: UInt16, upstream: Channel, services: ProxyServices, started: NIODeadline) {
+    init(identity: String, port: UInt16, upstream: Channel, services: ProxyServices, started: NIODeadline,
+         arrival: Arrival = .splice) {
         self.identity = identity
-        self.pin = SNIPin(identity: identity)
+        self.pin = SNIPin(identity: identity, source: arrival.identitySource)
+        self.arrival = arrival
         self.port = port
         self.upstream = upstream
         self.services = services
@@ -45,11 +48,12 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = .glued
         let (clientGlue, upstreamGlue) = GlueHandler.matched()
         let client = context.remoteAddress?.description ?? "-"
-        let started = self.started, log = services.log, host = identity, port = self.port
+        let started = self.started, log = services.log, host = identity, port = self.port, arrival = self.arrival
         clientGlue.onClose = { up in
-            log.record(.init(client: client, mode: "splice", host: host, port: Int(port), method: "CONNECT", path: nil,
+            log.record(.init(client: client, mode: arrival.mode, host: host, port: Int(port), method: "CONNECT", path: nil,
                              status: 200, bytesUp: up, bytesDown: upstreamGlue.bytesIn,
-                             durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: nil))
+                             durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: nil,
+                             original: arrival.originalDestination))
         }
         let hello = pin.take()
         let upstream = self.upstream
@@ -72,9 +76,10 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func close(_ r: Refusal, context: ChannelHandlerContext) {
         guard state != .closed else { return }
         state = .closed
-        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: "splice", host: identity, port: Int(port),
+        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: arrival.mode, host: identity, port: Int(port),
                                   method: "CONNECT", path: nil, status: r.status, bytesUp: pin.bufferedCount, bytesDown: 0,
-                                  durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason))
+                                  durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason,
+                                  original: arrival.originalDestination))
         _ = pin.take()
         context.close(promise: nil)
         upstream.close(promise: nil)

@@ -2,6 +2,7 @@ import FWPolicy
 import FWResolve
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Opens the connection to an upstream host. The proxy resolves names itself, with the
 /// policy's resolvers, and checks every address with the dial-time guard before it
@@ -19,6 +20,36 @@ final class UpstreamDialer: @unchecked Sendable {
     }
 
     enum Failure: Error { case refused(Refusal) }
+
+    /// What the client is told when a dial failed: the guard's or resolver's refusal, or a 502.
+    static func refusal(for error: Error, host: String, port: UInt16) -> Refusal {
+        if case Failure.refused(let r) = error { return r }
+        return .upstreamFailed(host: host, port: port, detail: "\(error)")
+    }
+
+    /// A connection for a spliced tunnel: it reads nothing until the tunnel is glued, so no
+    /// upstream byte can reach a client whose SNI has not been checked yet.
+    func dialForSplice(host: String, port: UInt16, on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
+        dial(host: host, port: port, on: eventLoop) { channel in channel.setOption(.autoRead, value: false) }
+    }
+
+    /// A connection for HTTP exchanges: TLS with the hostname verified against `host` (none
+    /// when `tls` is nil), HTTP/1.1 client codecs and an UpstreamRelay. Succeeds once the
+    /// TLS handshake is done, so a bad certificate is a readable 502 before anything is
+    /// promised to the client.
+    func dialHTTP(host: String, port: UInt16, tls: NIOSSLContext?, on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
+        dial(host: host, port: port, on: eventLoop) { channel in
+            UpstreamRelay.install(on: channel, context: tls, hostname: host)
+        }.flatMap { upstream -> EventLoopFuture<Channel> in
+            guard let relay = try? upstream.pipeline.syncOperations.handler(type: UpstreamRelay.self) else {
+                return upstream.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+            }
+            return relay.handshake.futureResult.map { upstream }.flatMapErrorThrowing { error in
+                upstream.close(promise: nil)
+                throw error
+            }
+        }
+    }
 
     /// Resolves `host` (off the event loop: the resolver blocks), picks the first address the
     /// guard allows, and connects; `configure` sets up the new channel's pipeline.

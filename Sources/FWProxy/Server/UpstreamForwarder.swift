@@ -40,17 +40,17 @@ final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
     private let port: UInt16
     private let upstream: Channel
     private let services: ProxyServices
-    /// The access log's mode: "mitm" for a terminated CONNECT, "endpoint" for base-URL mode.
-    private let mode: String
+    /// The access log's mode and, for a redirected connection, the original destination.
+    private let arrival: Arrival
     /// The upstream's last error, for the 502 reason (NIO/NIOSSL texts carry no secret).
     fileprivate var upstreamError: Error?
 
-    init(identity: String, port: UInt16, upstream: Channel, services: ProxyServices, mode: String = "mitm") {
+    init(identity: String, port: UInt16, upstream: Channel, services: ProxyServices, arrival: Arrival = .mitm) {
         self.identity = identity
         self.port = port
         self.upstream = upstream
         self.services = services
-        self.mode = mode
+        self.arrival = arrival
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -198,10 +198,10 @@ final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func record(_ x: Exchange, status: Int? = nil, reason: String?) {
-        services.log.record(.init(client: context?.remoteAddress?.description ?? "-", mode: mode, host: identity, port: Int(port),
+        services.log.record(.init(client: context?.remoteAddress?.description ?? "-", mode: arrival.mode, host: identity, port: Int(port),
                                   method: x.method, path: x.path, status: status ?? x.status, bytesUp: x.bytesUp,
                                   bytesDown: x.bytesDown, durationMs: Int((NIODeadline.now() - x.started).nanoseconds / 1_000_000),
-                                  reason: reason))
+                                  reason: reason, original: arrival.originalDestination))
     }
 }
 

@@ -7,7 +7,7 @@ import Logging
 
 struct Proxy: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the enforcing proxy on proxy.listen (CONNECT tunnels, pinned to one identity).")
+        abstract: "Run the enforcing proxy: proxy.listen, the endpoints and the transparent port; every connection pinned to one identity.")
 
     @Argument(help: "The policy file (TOML).") var policy: String
 
@@ -51,6 +51,10 @@ struct Proxy: ParsableCommand {
             return source
         }
         print("fwctl proxy: listening on \(bound)")
+        for (endpoint, address) in zip(loaded.policy.proxy!.endpoints, server.endpointAddresses) {
+            print("fwctl proxy: endpoint \(address) -> \(endpoint.target)")
+        }
+        for address in server.transparentAddresses { print("fwctl proxy: transparent on \(address)") }
         fflush(stdout)
         server.wait()
         signals.forEach { $0.cancel() }
