@@ -52,8 +52,18 @@ public struct IptablesRenderer: Sendable {
         return out
     }
 
+    /// The filter table, then the nat table when the ruleset has nat chains (transparent mode).
     func restore(_ t: Table, family: AddressFamily) -> String {
-        var out = "*filter\n"
+        let nat = t.chains.filter { $0.base?.type == .nat }
+        let filter = t.chains.filter { $0.base?.type != .nat }
+        var out = section("filter", filter, table: t.name, family: family)
+        if !nat.isEmpty { out += section("nat", nat, table: t.name, family: family) }
+        return out
+    }
+
+    func section(_ name: String, _ chains: [Chain], table: String, family: AddressFamily) -> String {
+        let t = Table(name: table, chains: chains)
+        var out = "*\(name)\n"
         for c in t.chains { out += ":\(Self.chainName(c.name, table: t.name)) - [0:0]\n" }
         for c in t.chains {
             if let b = c.base {
@@ -93,7 +103,13 @@ public struct IptablesRenderer: Sendable {
             }
         }
         var targets: [String] = []
-        for s in r.statements { if case .log(let prefix) = s { targets.append("-j LOG --log-prefix \"\(prefix)\"") } }
+        for s in r.statements {
+            switch s {
+            case .log(let prefix): targets.append("-j LOG --log-prefix \"\(prefix)\"")
+            case .redirect(let port): targets.append("-j REDIRECT --to-ports \(port)")
+            case .counter, .limit: break
+            }
+        }
         if let v = r.verdict { targets.append(verdict(v, family: family, table: table)) }
         return variants.flatMap { v in targets.map { (v + tail + [$0]).joined(separator: " ") } }
     }
@@ -130,6 +146,11 @@ public struct IptablesRenderer: Sendable {
         case .icmpv6Type(let types):
             guard family == .ipv6 else { return nil }
             return types.map { "-p ipv6-icmp -m icmp6 --icmpv6-type \($0.number)" }
+        case .socketUser(let u):
+            switch u {
+            case .uid(let n): return ["-m owner --uid-owner \(n)"]
+            case .name(let n): return ["-m owner --uid-owner \(n)"]
+            }
         case .opaque(let text):
             return ["-m comment --comment \"not an fwctl expression: \(text)\""]
         }

@@ -78,6 +78,10 @@ public struct JSONRenderer: Sendable {
             return .object([("kind", .string("icmp_type")), ("value", .array(t.map { .string($0.rawValue) }))])
         case .icmpv6Type(let t):
             return .object([("kind", .string("icmpv6_type")), ("value", .array(t.map { .string($0.rawValue) }))])
+        case .socketUser(.uid(let u)):
+            return .object([("kind", .string("skuid")), ("uid", .int(Int64(u)))])
+        case .socketUser(.name(let n)):
+            return .object([("kind", .string("skuid")), ("user", .string(n))])
         case .opaque(let text):
             return .object([("kind", .string("opaque")), ("value", .string(text))])
         }
@@ -94,6 +98,8 @@ public struct JSONRenderer: Sendable {
                             ("per", .string(per.rawValue)), ("burst", .int(Int64(burst)))])
         case .log(let prefix):
             return .object([("kind", .string("log")), ("prefix", .string(prefix))])
+        case .redirect(let port):
+            return .object([("kind", .string("redirect")), ("port", .int(Int64(port)))])
         }
     }
 

@@ -64,19 +64,21 @@ public struct NftRenderer: Sendable {
     func chain(_ c: Chain) -> String {
         var out = "\tchain \(c.name) {\n"
         if let b = c.base {
-            out += "\t\ttype \(b.type.rawValue) hook \(b.hook.rawValue) priority \(Self.priorityName(b.priority)); policy \(b.policy.rawValue);\n"
+            out += "\t\ttype \(b.type.rawValue) hook \(b.hook.rawValue) priority \(Self.priorityName(b.priority, hook: b.hook)); policy \(b.policy.rawValue);\n"
         }
         for r in c.rules { out += "\t\t\(rule(r))\n" }
         out += "\t}\n"
         return out
     }
 
-    /// nft's standard priority names for the values fwctl uses.
-    static func priorityName(_ p: Int) -> String {
-        switch p {
-        case 0: return "filter"
-        case -100: return "dstnat"
-        case 100: return "srcnat"
+    /// nft's standard priority names for the values fwctl uses, as `nft list` prints them:
+    /// dstnat and srcnat only on the hooks they are named for (a nat output chain at -100
+    /// prints as -100).
+    static func priorityName(_ p: Int, hook: Chain.Hook) -> String {
+        switch (p, hook) {
+        case (0, _): return "filter"
+        case (-100, .prerouting): return "dstnat"
+        case (100, .postrouting): return "srcnat"
         default: return "\(p)"
         }
     }
@@ -110,6 +112,8 @@ public struct NftRenderer: Sendable {
             return "icmp type \(braced(types.map(\.rawValue)))"
         case .icmpv6Type(let types):
             return "icmpv6 type \(braced(types.map(\.rawValue)))"
+        case .socketUser(let u):
+            return "meta skuid \(u)"
         case .opaque(let text):
             // Not nft syntax on purpose: fed back to `nft -f`, the rule is refused instead
             // of loading without the part fwctl could not read.
@@ -127,6 +131,8 @@ public struct NftRenderer: Sendable {
             return "limit rate \(rate)/\(per.rawValue)" + (burst == 5 ? "" : " burst \(burst) packets")
         case .log(let prefix):
             return "log prefix \(quoted(prefix))"
+        case .redirect(let port):
+            return "redirect to :\(port)"
         }
     }
 

@@ -74,7 +74,7 @@ final class CLITests: XCTestCase {
     func testCompileOfflineMatchesGolden() throws {
         let golden = Paths.packageRoot.appendingPathComponent("Tests/FWRulesetTests/Golden")
         for format in ["nft", "iptables", "json"] {
-            let r = try fwctl("compile", "--offline", "--format", format, Paths.policies("strict.toml"))
+            let r = try fwctl("compile", "--offline", "--proxy-uid", "\(GoldenCases.proxyUID)", "--format", format, Paths.policies("strict.toml"))
             XCTAssertEqual(r.status, 0, r.stderr)
             XCTAssertEqual(r.stdout, try String(contentsOf: golden.appendingPathComponent("strict.\(format).ref"), encoding: .utf8), format)
         }

@@ -23,6 +23,8 @@ public enum GoldenCases {
         Case(name: "strict", policy: Paths.policies("strict.toml"), resolved: false),
         Case(name: "lab", policy: fixtures.appendingPathComponent("lab.toml").path, resolved: true),
         Case(name: "drop-open", policy: fixtures.appendingPathComponent("drop-open.toml").path, resolved: true),
+        Case(name: "transparent", policy: fixtures.appendingPathComponent("transparent.toml").path, resolved: true),
+        Case(name: "sidecar", policy: fixtures.appendingPathComponent("sidecar.toml").path, resolved: true),
     ]
 
     public static func resolution() throws -> [String: [IPAddress]] {
@@ -31,10 +33,15 @@ public enum GoldenCases {
         return raw.mapValues { $0.compactMap(IPAddress.init) }
     }
 
+    /// The uid every golden case gives `proxy.user` "fwproxy" (`fwctl compile --proxy-uid`),
+    /// so the renderings load into a kernel on any machine.
+    public static let proxyUID: UInt32 = 4242
+
     public static func compile(_ c: Case) throws -> Ruleset {
         let loaded = try PolicyReader.load(path: c.policy)
         let input = CompileInput(policy: loaded.policy, dnsServers: loaded.policy.dns.servers ?? [],
-                                 hostAddresses: c.resolved ? try resolution() : nil, hostNetworks: hostNetworks)
+                                 hostAddresses: c.resolved ? try resolution() : nil, hostNetworks: hostNetworks,
+                                 proxyUID: proxyUID)
         return Compiler.compile(input)
     }
 }

@@ -162,9 +162,9 @@ public final class Lab {
     public enum Family: Int { case v4 = 4, v6 = 6 }
 
     /// Connects to `host` (a name, looked up through the lab's DNS, or an address) with a
-    /// time limit.
-    public func tcp(_ host: String, _ port: Int, family: Family? = nil, timeout: Double = 2) throws -> Probe<TCPOutcome> {
-        try probe("tcp", host, port, family: family, timeout: timeout)
+    /// time limit; as `user` (a uid, through setpriv) when given, else as root.
+    public func tcp(_ host: String, _ port: Int, family: Family? = nil, timeout: Double = 2, user: UInt32? = nil) throws -> Probe<TCPOutcome> {
+        try probe("tcp", host, port, family: family, timeout: timeout, user: user)
     }
 
     /// Sends one datagram to `host` and waits for the echo.
@@ -184,8 +184,10 @@ public final class Lab {
         return DNSAnswer(records: r.status == 0 ? lines : [], output: r.stdout + r.stderr)
     }
 
-    private func probe<Outcome: Decodable & Equatable>(_ kind: String, _ host: String, _ port: Int, family: Family?, timeout: Double) throws -> Probe<Outcome> {
+    private func probe<Outcome: Decodable & Equatable>(_ kind: String, _ host: String, _ port: Int, family: Family?, timeout: Double,
+                                                       user: UInt32? = nil) throws -> Probe<Outcome> {
         var argv = [tools.python3, Lab.script, kind, host, String(port), "--timeout", String(timeout)]
+        if let user { argv = [try tool("setpriv"), "--reuid=\(user)", "--regid=\(user)", "--clear-groups"] + argv }
         if let family { argv += ["--family", String(family.rawValue)] }
         let r = try exec(in: sandbox, argv, seconds: Int(timeout) + 10)
         guard r.status == 0, let p = try? JSONDecoder().decode(Probe<Outcome>.self, from: Data(r.stdout.utf8)) else {

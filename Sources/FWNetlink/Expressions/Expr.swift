@@ -16,6 +16,7 @@ enum Expr: Equatable {
     case log(Log)
     case reject(Reject)
     case immediate(Immediate)
+    case redir(Redir)
     /// An expression fwctl never emits, kept by name for an honest read-back.
     case other(name: String)
 
@@ -34,6 +35,7 @@ enum Expr: Equatable {
         case .log(let x): return x.build()
         case .reject(let x): return x.build()
         case .immediate(let x): return x.build()
+        case .redir(let x): return x.build()
         case .other(let name): return nftnl_expr_alloc(name)
         }
     }
@@ -54,6 +56,7 @@ enum Expr: Equatable {
         case Log.name: self = .log(Log(e))
         case Reject.name: self = .reject(Reject(e))
         case Immediate.name: self = .immediate(Immediate(e))
+        case Redir.name: self = .redir(Redir(e))
         default: self = .other(name: name)
         }
     }

@@ -21,6 +21,8 @@ struct RuleLowering {
                 let unit: UInt64 = per == .second ? 1 : per == .minute ? 60 : 3600
                 exprs.append(.limit(Limit(rate: rate, unit: unit, burst: burst)))
             case .log(let prefix): exprs.append(.log(Log(prefix: prefix)))
+            case .redirect(let port):
+                exprs += [.immediate(.load(ElementEncoding.bigEndian16(port))), .redir(Redir())]
             }
         }
         if let v = rule.verdict {
@@ -89,6 +91,12 @@ struct RuleLowering {
             icmp(v6: false, types.map(\.number), into: &e, sets: &sets)
         case .icmpv6Type(let types):
             icmp(v6: true, types.map(\.number), into: &e, sets: &sets)
+        case .socketUser(.uid(let uid)):
+            e += [.meta(Meta(.skuid)), .cmp(Cmp(.eq, Self.hostOrder32(uid)))]
+        case .socketUser(.name(let name)):
+            // Kernel commands resolve proxy.user before compiling (Pipeline); a name here
+            // would have no uid to send.
+            preconditionFailure("cannot encode the unresolved user \(name)")
         case .opaque(let text):
             // Only the kernel reader makes these; a compiled ruleset never holds one, and
             // dropping it silently would widen the rule.

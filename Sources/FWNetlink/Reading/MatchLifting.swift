@@ -11,8 +11,15 @@ extension RuleScanner {
         if let r = port(at: i, ctx) { ctx.l4 = r.l4; return (r.match, r.count) }
         if let m = ctState(at: i) { return (m, 3) }
         if let m = interface(at: i) { return (m, 2) }
+        if let m = socketUser(at: i) { return (m, 2) }
         if let p = l4proto(at: i), let t = Self.transport(p) { ctx.l4 = p; return (.l4proto(t), 2) }
         return nil
+    }
+
+    /// `meta load skuid => reg 1` + `cmp eq reg 1 UID` (host byte order).
+    func socketUser(at i: Int) -> Match? {
+        guard case .meta(let m)? = at(i), m.key == Meta.Key.skuid.rawValue, let v = cmpEq(at: i + 1, len: 4) else { return nil }
+        return .socketUser(.uid(v.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
     }
 
     // MARK: dependencies

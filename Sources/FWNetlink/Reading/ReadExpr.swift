@@ -52,10 +52,15 @@ struct ReadExpr {
             let flags = e.has(attr(NFTNL_EXPR_LOG_FLAGS)) ? e.u32(attr(NFTNL_EXPR_LOG_FLAGS)) : 0
             return l.prefix != nil && level == 4 && flags == 0
                 && ![NFTNL_EXPR_LOG_GROUP, NFTNL_EXPR_LOG_SNAPLEN, NFTNL_EXPR_LOG_QTHRESHOLD].contains { e.has(attr($0)) }
-        case .immediate:
-            // Only a verdict: `immediate reg 1 0x2a` loads data for a later statement.
-            return e.has(attr(NFTNL_EXPR_IMM_DREG)) && e.u32(attr(NFTNL_EXPR_IMM_DREG)) == regVerdict
-                && e.has(attr(NFTNL_EXPR_IMM_VERDICT)) && !e.has(attr(NFTNL_EXPR_IMM_DATA))
+        case .immediate(let i):
+            // A verdict into the verdict register, or data into register 1 (for redirect);
+            // RuleScanner takes the data form only right before the statement that uses it.
+            if i.dreg == regVerdict { return i.verdict != nil && i.data == nil }
+            return i.dreg == reg1 && i.verdict == nil && i.chain == nil && i.data != nil
+        case .redir(let r):
+            // The kernel reports proto_max as proto_min when none was given.
+            return r.protoMinReg == reg1 && r.flags == Redir.protoSpecified
+                && (!e.has(attr(NFTNL_EXPR_REDIR_REG_PROTO_MAX)) || e.u32(attr(NFTNL_EXPR_REDIR_REG_PROTO_MAX)) == reg1)
         case .other:
             return false
         }
@@ -89,6 +94,7 @@ extension Expr {
         case .log: return Log.name
         case .reject: return Reject.name
         case .immediate: return Immediate.name
+        case .redir: return Redir.name
         case .other(let n): return n
         }
     }

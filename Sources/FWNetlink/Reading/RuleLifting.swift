@@ -72,6 +72,8 @@ struct RuleScanner {
         while i < items.count {
             if let (m, n) = match(at: i, &ctx) {
                 out.append(LiftedUnit(kind: .match(m), text: text(i, n))); i += n
+            } else if let s = redirect(at: i) {
+                out.append(LiftedUnit(kind: .statement(s), text: text(i, 2))); i += 2
             } else if let s = statement(items[i]) {
                 out.append(LiftedUnit(kind: .statement(s), text: items[i].text)); i += 1
             } else if let v = verdict(items[i]) {
@@ -109,8 +111,16 @@ struct RuleScanner {
         }
     }
 
+    /// `immediate reg 1 PORT` + `redir proto_min reg 1 flags 0x2`: `redirect to :PORT`.
+    func redirect(at i: Int) -> Statement? {
+        guard case .immediate(let imm)? = at(i), imm.dreg == reg1, let port = imm.data, port.count == 2,
+              case .redir? = at(i + 1) else { return nil }
+        return .redirect(port: UInt16(port[0]) << 8 | UInt16(port[1]))
+    }
+
     func verdict(_ item: ReadExpr) -> Verdict? {
         guard item.plain else { return nil }
+        if case .immediate(let v) = item.expr, v.dreg != regVerdict { return nil }
         switch item.expr {
         case .immediate(let v) where v.verdict == Immediate.accept.verdict && v.chain == nil: return .accept
         case .immediate(let v) where v.verdict == Immediate.drop.verdict && v.chain == nil: return .drop

@@ -15,7 +15,13 @@ struct ProxyDecoder {
             if case .name("root")? = p.user { rootWarning(t) }
             if case .uid(0)? = p.user { rootWarning(t) }
         }
-        if let b = t.bool("transparent") { p.transparent = b }
+        if let b = t.bool("transparent") {
+            p.transparent = b
+            if b && p.user == nil && t.node("user") == nil {
+                ctx.error(t.path.key("transparent"),
+                    "true needs proxy.user: the proxy's own connections must be told apart, or they would be redirected back to it (allowed: set user, or transparent = false)")
+            }
+        }
         if let v = t.int("transparent_port", in: 1...65535) { p.transparentPort = UInt16(v) }
         if let s = path(t, "ca_dir") { p.caDir = s }
         if let s = path(t, "ca_cert") { p.caCert = s }

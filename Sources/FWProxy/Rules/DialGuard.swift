@@ -42,25 +42,8 @@ public struct DialGuard: Sendable {
         return nil
     }
 
-    /// Most specific first: metadata before link-local.
-    private static let ranges: [(CIDR, String)] = [
-        ("169.254.169.254/32", "cloud metadata"),
-        ("100.100.100.200/32", "cloud metadata"),
-        ("168.63.129.16/32", "cloud metadata"),
-        ("fd00:ec2::254/128", "cloud metadata"),
-        ("0.0.0.0/8", "unspecified"),
-        ("::/128", "unspecified"),
-        ("127.0.0.0/8", "loopback"),
-        ("::1/128", "loopback"),
-        ("169.254.0.0/16", "link-local"),
-        ("fe80::/10", "link-local"),
-        ("224.0.0.0/4", "multicast"),
-        ("ff00::/8", "multicast"),
-        ("255.255.255.255/32", "broadcast"),
-    ].map { text, name in
-        guard case .success(let c) = CIDR.parse(text) else { preconditionFailure("bad range \(text)") }
-        return (c, name)
-    }
+    /// The one list, shared with the firewall's rules for the proxy user.
+    private static let ranges = GuardedRanges.all
 
     private static let carriers: [CIDR] = ["::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96"].map { text in
         guard case .success(let c) = CIDR.parse(text) else { preconditionFailure("bad range \(text)") }

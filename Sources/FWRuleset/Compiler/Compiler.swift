@@ -10,12 +10,17 @@ public struct CompileInput: Sendable {
     public var hostAddresses: [String: [IPAddress]]?
     /// This host's own interface subnets, used when `firewall.host_network` is true.
     public var hostNetworks: [CIDR]
+    /// The uid of a `proxy.user` given by name, when this host knows it. nil leaves the
+    /// name in the rules (`meta skuid "fwproxy"`): fine to render, not to send to a kernel.
+    public var proxyUID: UInt32?
 
-    public init(policy: Policy, dnsServers: [SocketEndpoint], hostAddresses: [String: [IPAddress]]?, hostNetworks: [CIDR] = []) {
+    public init(policy: Policy, dnsServers: [SocketEndpoint], hostAddresses: [String: [IPAddress]]?, hostNetworks: [CIDR] = [],
+                proxyUID: UInt32? = nil) {
         self.policy = policy
         self.dnsServers = dnsServers
         self.hostAddresses = hostAddresses
         self.hostNetworks = hostNetworks
+        self.proxyUID = proxyUID
     }
 }
 
@@ -37,17 +42,20 @@ public enum Compiler {
             }
         }
         for g in groups { sets += g.sets }
+        let proxy = ProxyLayer(p, proxyUID: input.proxyUID)
+        sets += proxy?.guardSets ?? []
 
-        var chains = [outputChain(p, input: input, groups: groups)]
+        var chains = [outputChain(p, input: input, groups: groups, proxy: proxy)]
         if p.firewall.inbound == .established { chains.append(inputChain(p)) }
+        if let nat = proxy?.natChain(direct: groups.flatMap(\.rules)) { chains.append(nat) }
 
         return Ruleset(table: Table(name: p.firewall.table, sets: sets, chains: chains),
-                       notes: notes(p, offline: input.hostAddresses == nil))
+                       notes: notes(p, offline: input.hostAddresses == nil, proxy: proxy))
     }
 
     // MARK: - Chains
 
-    static func outputChain(_ p: Policy, input: CompileInput, groups: [AllowGroup]) -> Chain {
+    static func outputChain(_ p: Policy, input: CompileInput, groups: [AllowGroup], proxy: ProxyLayer?) -> Chain {
         var rules: [Rule] = [
             Rule([.interfaceName(.destination, "lo")], [.counter], .accept),
             Rule([.ctState([.established, .related])], [.counter], .accept),
@@ -56,6 +64,7 @@ public enum Compiler {
         rules += dnsRules(input.dnsServers)
         if p.firewall.hostNetwork { rules += hostNetworkRules(.destination) }
         for g in groups { rules += g.rules }
+        rules += proxy?.filterRules ?? []
         rules += denyRules(p, egress: true)
         return Chain(name: "output", base: .init(type: .filter, hook: .output, priority: 0, policy: .drop), rules: rules)
     }
@@ -115,17 +124,12 @@ public enum Compiler {
         return rules
     }
 
-    static func notes(_ p: Policy, offline: Bool) -> [String] {
+    static func notes(_ p: Policy, offline: Bool, proxy: ProxyLayer?) -> [String] {
         var notes: [String] = []
         if offline {
             notes.append("offline: DNS was not asked; host sets hold only fixed prefixes")
         }
-        let proxied = p.allows.filter { $0.via == .proxy }
-        if !proxied.isEmpty {
-            notes.append("via proxy (enforced by `fwctl proxy`; no kernel rule yet): " +
-                         proxied.map { "\($0.label) \($0.proto)/\($0.ports.map(\.description).joined(separator: ","))" }
-                            .joined(separator: ", "))
-        }
+        if let n = proxy?.note { notes.append(n) }
         return notes
     }
 }

@@ -17,6 +17,8 @@ public enum Match: Sendable, Equatable {
     case icmpType([ICMPType])
     /// `icmpv6 type { ... }`
     case icmpv6Type([ICMPv6Type])
+    /// `meta skuid 999`: the local user that owns the sending socket (output hooks only).
+    case socketUser(SocketUser)
     /// Read back from the kernel but not something fwctl emits: kept as text (the kernel
     /// expressions, e.g. "[ meta load mark => reg 1 ]"), so a diff shows it instead of
     /// hiding it.
@@ -24,6 +26,21 @@ public enum Match: Sendable, Equatable {
 
     /// For addresses: source or destination; for interfaces: in or out.
     public enum Direction: String, Sendable, Equatable { case source, destination }
+}
+
+/// A local user as a rule names it. The kernel knows only uids; a name the compiling host
+/// cannot resolve stays a name, which renders (`meta skuid "fwproxy"`, resolved by nft when
+/// loaded) but cannot be sent over netlink: kernel commands resolve it first.
+public enum SocketUser: Sendable, Equatable, CustomStringConvertible {
+    case uid(UInt32)
+    case name(String)
+
+    public var description: String {
+        switch self {
+        case .uid(let u): return "\(u)"
+        case .name(let n): return "\"\(n)\""
+        }
+    }
 }
 
 public enum AddressMatch: Sendable, Equatable {
@@ -101,6 +118,9 @@ public enum Statement: Sendable, Equatable {
     case limit(rate: UInt64, per: RateUnit, burst: UInt32)
     /// `log prefix "fwctl-deny: "`
     case log(prefix: String)
+    /// `redirect to :3130` (nat chains): the connection goes to this port on the local host;
+    /// a terminal statement (the packet is accepted by nat).
+    case redirect(port: UInt16)
 
     public static let counter = Statement.counter(packets: nil, bytes: nil)
 

@@ -57,7 +57,7 @@ enum KernelFailure {
 /// The compiled ruleset of a policy, stamped with its apply record.
 enum Compiled {
     static func ruleset(_ loaded: LoadedPolicy) throws -> Ruleset {
-        var r = Compiler.compile(try Pipeline.compileInput(loaded, offline: false))
+        var r = Compiler.compile(try Pipeline.compileInput(loaded, offline: false, forKernel: true))
         let absolute = URL(fileURLWithPath: loaded.path).standardizedFileURL.path
         let record = ApplyRecord(version: FWCtl.version, appliedAt: UTCTimestamp.now(),
                                  policySHA256: SHA256.hex(loaded.text.utf8), policyPath: absolute)

@@ -68,7 +68,10 @@ enum Pipeline {
     }
 
     /// The input to the compiler. `offline`: DNS is not asked and host sets stay empty.
-    static func compileInput(_ loaded: LoadedPolicy, offline: Bool) throws -> CompileInput {
+    /// `forKernel`: the rules go to a kernel, so a `proxy.user` given by name must exist here
+    /// (exit 2 otherwise, before any DNS); a rendering keeps an unknown name as a name.
+    static func compileInput(_ loaded: LoadedPolicy, offline: Bool, forKernel: Bool = false) throws -> CompileInput {
+        let uid = try proxyUID(loaded, required: forKernel)
         let servers = try dnsServers(loaded)
         var addresses: [String: [IPAddress]]?
         if !offline {
@@ -77,6 +80,17 @@ enum Pipeline {
             addresses = Dictionary(uniqueKeysWithValues: res.results.filter(\.isResolved).map { ($0.name, $0.addresses) })
         }
         let networks = loaded.policy.firewall.hostNetwork ? LocalNetworks.current() : []
-        return CompileInput(policy: loaded.policy, dnsServers: servers, hostAddresses: addresses, hostNetworks: networks)
+        return CompileInput(policy: loaded.policy, dnsServers: servers, hostAddresses: addresses, hostNetworks: networks,
+                            proxyUID: uid)
+    }
+
+    /// The uid of `proxy.user` when it is given by name and this host knows it.
+    static func proxyUID(_ loaded: LoadedPolicy, required: Bool) throws -> UInt32? {
+        guard case .name(let name)? = loaded.policy.proxy?.user else { return nil }
+        if let pw = getpwnam(name) { return pw.pointee.pw_uid }
+        guard required else { return nil }
+        Output.error(loaded.diagnostic(.error, at: KeyPath([.key("proxy"), .key("user")]),
+            "\"\(name)\" is not a user on this system (create it, e.g. useradd --system \(name), or give a numeric uid)").description)
+        throw Exit.usage.code
     }
 }
