@@ -17,6 +17,7 @@ final class TransparentTests: XCTestCase {
     let placeholder = "sk-fwctl-placeholder-transparent"
 
     static let redirected = "203.0.113.5"
+    static let proxyUser: UInt32 = 65534
     static let redirected6 = "2001:db8:99::5"
 
     override func setUpWithError() throws {
@@ -43,7 +44,10 @@ final class TransparentTests: XCTestCase {
 
         try ProxyTestbed.makeUpstreamCertificates(in: dir, names: ["api.test", "mitm.test", "evil.test"])
         try secret.write(toFile: path("key"), atomically: true, encoding: .utf8)
-        chmod(path("key"), 0o600)
+        // The proxy drops to proxy.user (nobody): its secret and access log are that user's.
+        FileManager.default.createFile(atPath: path("access.jsonl"), contents: nil)
+        for file in ["key", "access.jsonl"] { chown(path(file), Self.proxyUser, Self.proxyUser) }
+        chmod(path("key"), 0o400)
         try spawn("dnsmasq", [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=", "--no-resolv", "--no-hosts",
                               "--bind-interfaces", "--listen-address=127.0.0.1", "--port=53", "--local=/test/", "--log-facility=-"]
                              + ["api.test", "mitm.test", "evil.test"].map { "--host-record=\($0),198.51.100.10,2001:db8::10,300" })
@@ -61,6 +65,7 @@ final class TransparentTests: XCTestCase {
             timeout_ms = 1000
             [proxy]
             listen = "127.0.0.1:3128"
+            user = \(Self.proxyUser)
             transparent = true
             transparent_port = 3130
             ca_dir = "\(path("fwctl-ca"))"

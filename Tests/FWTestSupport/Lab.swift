@@ -34,6 +34,9 @@ public final class Lab {
         public static let cdn = "203.0.113.30"
         /// blocked.lab.test, which also runs the rogue DNS server no policy allows.
         public static let blocked = "198.51.100.10"
+        /// anthropic.lab.test: no listeners of the lab's own; a test runs its HTTPS upstream here.
+        public static let upstream = "203.0.113.40"
+        public static let upstream6 = "2001:db8:40::40"
         public static let rogueResolver = blocked
 
         static let outsideHosts = [api, api6, ssh, cdn, blocked]
@@ -54,6 +57,7 @@ public final class Lab {
         "--host-record=ssh.lab.test,\(Address.ssh),300",
         "--host-record=cdn.lab.test,\(Address.cdn),300",
         "--host-record=blocked.lab.test,\(Address.blocked),300",
+        "--host-record=anthropic.lab.test,\(Address.upstream),\(Address.upstream6),300",
         "--cname=www.lab.test,cdn.lab.test,300",
     ]
 
@@ -215,7 +219,8 @@ public final class Lab {
             addr add \(Address.resolver)/24 dev \(out)
             addr add \(Address.resolver6)/64 dev \(out) nodad
             link set \(out) up
-            """ + Address.outsideHosts.map { "\naddr add \($0)/\($0.contains(":") ? 128 : 32) dev lo" }.joined())
+            """ + (Address.outsideHosts + [Address.upstream, Address.upstream6])
+                .map { "\naddr add \($0)/\($0.contains(":") ? 128 : 32) dev lo" }.joined())
 
         // `ip netns exec` bind-mounts this over /etc/resolv.conf: names resolve through the
         // lab's server, never this machine's, and a blocked server fails within a second.
@@ -278,7 +283,7 @@ public final class Lab {
     // MARK: - Running commands
 
     @discardableResult
-    func exec(in ns: NetworkNamespace, _ argv: [String], input: String? = nil, seconds: Int = 30) throws -> ProcessResult {
+    public func exec(in ns: NetworkNamespace, _ argv: [String], input: String? = nil, seconds: Int = 30) throws -> ProcessResult {
         try bounded([tools.ip, "netns", "exec", ns.name] + argv, input: input, seconds: seconds)
     }
 

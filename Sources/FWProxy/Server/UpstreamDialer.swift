@@ -70,7 +70,7 @@ final class UpstreamDialer: @unchecked Sendable {
                 do {
                     let target = try SocketAddress(ipAddress: address.description, port: Int(port))
                     return ClientBootstrap(group: eventLoop)
-                        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                        .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                         .connectTimeout(.seconds(10))
                         .channelInitializer(configure)
                         .connect(to: target)

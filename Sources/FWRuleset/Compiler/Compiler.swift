@@ -53,6 +53,22 @@ public enum Compiler {
                        notes: notes(p, offline: input.hostAddresses == nil, proxy: proxy))
     }
 
+    /// What `fwctl up` leaves when it cannot apply the policy and no table of fwctl's is in
+    /// place: nothing leaves the host but loopback, replies to connections that already
+    /// exist, and DNS to `dnsServers` (so that a corrected policy can be resolved and
+    /// applied). Closed, not open, until a good policy is applied.
+    public static func lockdown(table: String, reason: String, dnsServers: [SocketEndpoint]) -> Ruleset {
+        let rules = [
+            Rule([.interfaceName(.destination, "lo")], [.counter], .accept),
+            Rule([.ctState([.established, .related])], [.counter], .accept),
+        ] + dnsRules(dnsServers) + [
+            Rule([], [.counter], .drop),
+        ]
+        return Ruleset(table: Table(name: table, chains: [
+            Chain(name: "output", base: .init(type: .filter, hook: .output, priority: 0, policy: .drop), rules: rules),
+        ]), notes: ["lockdown: \(reason)"])
+    }
+
     // MARK: - Chains
 
     static func outputChain(_ p: Policy, input: CompileInput, groups: [AllowGroup], proxy: ProxyLayer?) -> Chain {

@@ -1,21 +1,39 @@
 import ArgumentParser
 import Dispatch
+import FWNetlink
 import FWPolicy
 import FWProxy
 import Foundation
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Proxy: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the enforcing proxy: proxy.listen, the endpoints and the transparent port; every connection pinned to one identity.")
 
     @Argument(help: "The policy file (TOML).") var policy: String
+    @Option(help: "Run in this network namespace: a name under /run/netns or a path such as /proc/PID/ns/net.")
+    var netns: String?
 
     func run() throws {
+        if let netns {
+            do { try NetworkNamespace.enter(netns) } catch { throw KernelFailure.report("proxy", error) }
+        }
         let loaded = try Pipeline.load(policy)
-        guard loaded.policy.proxy != nil else {
+        guard let settings = loaded.policy.proxy else {
             Output.error("\(policy): the policy has no [proxy] section")
             throw Exit.usage.code
+        }
+        // Started as root (by `fwctl up`, or by hand): everything from here on, the CA key
+        // and the secrets included, is read as proxy.user, the one user the firewall lets
+        // through to proxied hosts.
+        if geteuid() == 0, let user = settings.user {
+            do { try Self.dropPrivileges(to: user) } catch {
+                Output.error("fwctl proxy: \(error)")
+                throw Exit.privilege.code
+            }
         }
         let secrets: SecretStore
         do { secrets = try SecretStore(policy: loaded.policy) } catch {
@@ -58,5 +76,28 @@ struct Proxy: ParsableCommand {
         fflush(stdout)
         server.wait()
         signals.forEach { $0.cancel() }
+    }
+
+    struct PrivilegeError: Error, CustomStringConvertible { let description: String }
+
+    /// Groups cleared, then the group, then the user; and a check that there is no way
+    /// back. A numeric uid without a passwd entry gets the group of the same number.
+    static func dropPrivileges(to user: ProxySettings.User) throws {
+        let uid: uid_t, gid: gid_t
+        switch user {
+        case .name(let name):
+            guard let pw = getpwnam(name) else {
+                throw PrivilegeError(description: "proxy.user \"\(name)\" is not a user on this system")
+            }
+            (uid, gid) = (pw.pointee.pw_uid, pw.pointee.pw_gid)
+        case .uid(let u):
+            (uid, gid) = (u, getpwuid(u)?.pointee.pw_gid ?? u)
+        }
+        guard setgroups(0, nil) == 0, setgid(gid) == 0, setuid(uid) == 0 else {
+            throw PrivilegeError(description: "cannot drop privileges to uid \(uid): \(String(cString: strerror(errno)))")
+        }
+        guard uid == 0 || (setuid(0) != 0 && geteuid() == uid && getegid() == gid) else {
+            throw PrivilegeError(description: "privileges were not dropped to uid \(uid)")
+        }
     }
 }

@@ -2,7 +2,7 @@
 """The lab's listeners and probes (Tests/FWTestSupport/Lab.swift runs it with `ip netns exec`).
 
   labnet.py serve --tcp 22,80 --udp 443 --udp-address 203.0.113.10 ...
-      TCP listeners on every address (IPv4 and IPv6), UDP echo on the given addresses;
+      TCP listeners and UDP echo on each given address (IPv4 and IPv6);
       prints "ready" once every socket is bound.
   labnet.py tcp HOST PORT [--family 4|6] [--timeout S]
   labnet.py udp HOST PORT [--family 4|6] [--timeout S]
@@ -25,14 +25,16 @@ REFUSALS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EAC
 
 def serve(args):
     sel = selectors.DefaultSelector()
-    for port in args.tcp:
-        # One dual-stack socket per port: IPv4 arrives as ::ffff:a.b.c.d.
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        s.bind(("::", port))
-        s.listen(64)
-        sel.register(s, selectors.EVENT_READ, "tcp")
+    for address in args.udp_address:
+        # TCP per address too (not one wildcard socket per port): a test may run a server
+        # of its own on another outside address and the same port.
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        for port in args.tcp:
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((address, port))
+            s.listen(64)
+            sel.register(s, selectors.EVENT_READ, "tcp")
     for address in args.udp_address:
         # Bound per address, so each reply leaves from the address the probe asked:
         # a connected UDP client ignores replies from any other source.

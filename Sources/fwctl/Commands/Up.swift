@@ -1,0 +1,261 @@
+import ArgumentParser
+import FWNetlink
+import FWPolicy
+import FWProxy
+import FWResolve
+import FWRuleset
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `fwctl up`: everything a devcontainer hook needs, in order, each step only after the one
+/// before it succeeded: apply the policy; create the CA if missing; stop the proxy a
+/// previous `up` started; start `fwctl proxy` in the background (it drops to proxy.user
+/// itself); wait until every listener answers.
+///
+/// Fail closed: when the policy cannot be applied and no table of fwctl's is in place, a
+/// lockdown table goes in (loopback and existing connections only). When the proxy does
+/// not come up, the applied firewall stays: proxied hosts are then unreachable, not open.
+struct Up: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply the policy, create the CA, start the proxy as proxy.user and wait until it answers.",
+        discussion: """
+        The one command a devcontainer's postStart hook runs. A second `up` replaces the first
+        (the old proxy is stopped). On failure the firewall is left closed and one line says what
+        failed. Exit codes as for apply; 1 when the proxy did not come up.
+        """)
+
+    @Argument(help: "The policy file (TOML).") var policy: String
+    @OptionGroup var kernel: KernelOptions
+    @Flag(help: "Run the proxy in the foreground (this process becomes the proxy).") var foreground = false
+    @Option(help: "Where the background proxy's own output goes.") var log = "/var/log/fwctl/proxy.log"
+    @Option(help: "Seconds to wait for the proxy to answer.") var timeout: Double = 10
+
+    /// Where `up` keeps the background proxy's pid, one file per namespace and table.
+    static let runDirectory = "/run/fwctl"
+
+    func run() throws {
+        try kernel.prepare("up")
+        let started = Date()
+        let loaded: LoadedPolicy
+        do { loaded = try Pipeline.load(policy) } catch {
+            failClosed(table: "fwctl", reason: "\(policy) could not be read", dns: nil)
+            throw error
+        }
+        let table = loaded.policy.firewall.table
+        let dns = loaded.policy.dns.servers
+
+        // 1. The firewall.
+        let ruleset: Ruleset
+        do {
+            ruleset = try Compiled.ruleset(loaded)
+            try Kernel.apply(ruleset)
+        } catch let error as NetlinkError {
+            let code = KernelFailure.report("up", error)
+            failClosed(table: table, reason: "the policy was not applied", dns: dns)
+            throw code
+        } catch {
+            failClosed(table: table, reason: "the policy was not applied", dns: dns)
+            throw error
+        }
+        let rules = ruleset.table.chains.reduce(0) { $0 + $1.rules.count }
+        print("applied table inet \(table): \(ruleset.table.chains.count) chains, \(rules) rules, \(ruleset.table.sets.count) sets")
+
+        guard let proxy = loaded.policy.proxy else {
+            print("no [proxy] section: nothing to start (\(Self.elapsed(since: started)))")
+            return
+        }
+
+        // 2. The CA, owned by the proxy user.
+        let owner = try CA.owner(proxy, policy)
+        do {
+            let (_, created) = try CertificateAuthority.initialize(caDir: proxy.caDir, caCert: proxy.caCert, owner: owner)
+            if created { print("created CA in \(proxy.caDir); certificate at \(proxy.caCert)") }
+        } catch {
+            Output.error("fwctl up: CA: \(error); the firewall is applied, the proxy was not started")
+            throw Exit.differences.code
+        }
+        try prepareAccessLog(proxy, owner: owner)
+
+        // 3. The previous proxy goes first: the new one binds the same ports.
+        let pidFile = Self.pidFile(netns: kernel.netns, table: table)
+        stopPrevious(pidFile)
+
+        // 4. The new proxy.
+        let exe = Self.executable()
+        let policyPath = URL(fileURLWithPath: policy).standardizedFileURL.path
+        let argv = [exe, "proxy", policyPath] + (kernel.netns.map { ["--netns", $0] } ?? [])
+        if foreground {
+            print("starting the proxy in the foreground (\(Self.elapsed(since: started)))")
+            fflush(stdout)
+            let cArgs = argv.map { strdup($0) } + [nil]
+            execv(exe, cArgs)
+            Output.error("fwctl up: cannot run \(exe): \(String(cString: strerror(errno)))")
+            throw Exit.differences.code
+        }
+        let pid = try spawn(argv)
+        try? FileManager.default.createDirectory(atPath: Self.runDirectory, withIntermediateDirectories: true)
+        try? "\(pid)\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+
+        // 5. Ready when every listener accepts a connection.
+        let listeners = [proxy.listen] + proxy.endpoints.map(\.listen)
+            + (proxy.transparent ? [SocketEndpoint(address: IPAddress("127.0.0.1")!, port: proxy.transparentPort)] : [])
+        let deadline = Date().addingTimeInterval(timeout)
+        var waiting = listeners
+        while !waiting.isEmpty {
+            if Self.exited(pid) {
+                try? FileManager.default.removeItem(atPath: pidFile)
+                Output.error("fwctl up: the proxy exited at start-up; the firewall is applied, proxied hosts are unreachable. Its output (\(log)):")
+                Output.error(Self.tail(log))
+                throw Exit.differences.code
+            }
+            waiting = waiting.filter { !Self.accepts($0) }
+            if waiting.isEmpty { break }
+            if Date() > deadline {
+                Output.error("fwctl up: the proxy (pid \(pid)) does not answer on \(waiting.map(\.description).joined(separator: ", ")) after \(Int(timeout)) s; the firewall is applied, proxied hosts are unreachable")
+                throw Exit.differences.code
+            }
+            Output.progress("waiting for the proxy on \(waiting.map(\.description).joined(separator: ", "))")
+            usleep(20_000)
+        }
+        Output.endProgress()
+        print("proxy ready (pid \(pid), as \(proxy.user.map { "user \($0)" } ?? "this user")) on \(listeners.map(\.description).joined(separator: ", ")); output in \(log) (\(Self.elapsed(since: started)))")
+    }
+
+    // MARK: - Fail closed
+
+    /// Leaves the table in place when there is one (the last policy that applied), and puts
+    /// a lockdown table in when there is none. DNS stays open to the policy's servers (or
+    /// resolv.conf's), so a corrected policy can be applied.
+    func failClosed(table: String, reason: String, dns: [SocketEndpoint]?) {
+        if (try? KernelReader.read(table: table)) != nil {
+            Output.error("fwctl up: \(reason); the table inet \(table) applied before stays in place")
+            return
+        }
+        do {
+            let servers = dns ?? ((try? SystemResolvers.nameservers(resolvConf: Pipeline.resolvConf)) ?? [])
+            try Kernel.apply(Compiler.lockdown(table: table, reason: reason, dnsServers: servers))
+            Output.error("fwctl up: \(reason); the firewall is closed: lockdown table inet \(table) (loopback and existing connections only) until `fwctl up` succeeds")
+        } catch {
+            Output.error("fwctl up: \(reason), and the lockdown table could not be applied either: \(error)")
+        }
+    }
+
+    // MARK: - The proxy process
+
+    static func pidFile(netns: String?, table: String) -> String {
+        let place = (netns ?? "host").map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }
+        return "\(runDirectory)/proxy-\(String(place))-\(table).pid"
+    }
+
+    /// SIGTERM to the proxy a previous `up` started (it drains for up to 5 s), SIGKILL after
+    /// 7 s. Only a process that is an fwctl proxy: a stale pid may belong to anything now.
+    func stopPrevious(_ pidFile: String) {
+        defer { try? FileManager.default.removeItem(atPath: pidFile) }
+        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { return }
+        let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+        let args = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard args.count >= 2, args[0].hasSuffix("fwctl"), args[1] == "proxy" else { return }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(7)
+        while kill(pid, 0) == 0 && Date() < deadline { usleep(20_000) }
+        if kill(pid, 0) == 0 {
+            kill(pid, SIGKILL)
+            while kill(pid, 0) == 0 { usleep(10_000) }
+        }
+        print("stopped the previous proxy (pid \(pid))")
+    }
+
+    /// In its own session (it outlives this command), stdin from /dev/null, output appended
+    /// to `log`.
+    func spawn(_ argv: [String]) throws -> pid_t {
+        try? FileManager.default.createDirectory(atPath: (log as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        // POSIX_SPAWN_SETSID (glibc, _GNU_SOURCE only, so not imported): a session of its own.
+        posix_spawnattr_setflags(&attr, 0x80)
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], &actions, &attr, cArgs, environ)
+        guard rc == 0 else {
+            Output.error("fwctl up: cannot start \(argv[0]): \(String(cString: strerror(rc))); the firewall is applied, proxied hosts are unreachable")
+            throw Exit.differences.code
+        }
+        return pid
+    }
+
+    /// The access log's directory and file belong to the proxy user, who writes them after
+    /// dropping privileges.
+    func prepareAccessLog(_ proxy: ProxySettings, owner: (uid: uid_t, gid: gid_t)?) throws {
+        guard let path = proxy.accessLog, let owner else { return }
+        let dir = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o640])
+        }
+        guard chown(path, owner.uid, owner.gid) == 0 else {
+            Output.error("fwctl up: cannot give \(path) to the proxy user: \(String(cString: strerror(errno)))")
+            throw Exit.differences.code
+        }
+    }
+
+    static func executable() -> String {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX))
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        return n > 0 ? String(cString: buf) : CommandLine.arguments[0]
+    }
+
+    static func exited(_ pid: pid_t) -> Bool {
+        var status: Int32 = 0
+        return waitpid(pid, &status, WNOHANG) == pid
+    }
+
+    /// A TCP connection to `endpoint` succeeds (in this process's network namespace).
+    static func accepts(_ endpoint: SocketEndpoint) -> Bool {
+        let v6 = endpoint.address.family == .ipv6
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var storage = sockaddr_storage()
+        let len: socklen_t
+        if v6 {
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_port = endpoint.port.bigEndian
+            let bytes = endpoint.address.bytes
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: bytes) }
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin6, as: sockaddr_in6.self) }
+            len = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        } else {
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = endpoint.port.bigEndian
+            let bytes = endpoint.address.bytes
+            withUnsafeMutableBytes(of: &sin.sin_addr) { $0.copyBytes(from: bytes) }
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin, as: sockaddr_in.self) }
+            len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        }
+        return withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, len) == 0 }
+        }
+    }
+
+    static func tail(_ path: String, lines: Int = 10) -> String {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
+    static func elapsed(since start: Date) -> String {
+        String(format: "%.2f s", Date().timeIntervalSince(start))
+    }
+}
