@@ -57,9 +57,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: v5),
 
+        // The commit a packaged binary was built from (scripts/package sets it).
+        .target(name: "FWBuildInfo"),
+
         // The thin command line.
         .executableTarget(name: "fwctl", dependencies: [
-            "FWPolicy", "FWResolve", "FWRuleset", "FWRender", "FWNetlink", "FWProxy",
+            "FWPolicy", "FWResolve", "FWRuleset", "FWRender", "FWNetlink", "FWProxy", "FWBuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: v5),
 

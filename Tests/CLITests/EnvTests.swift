@@ -171,6 +171,25 @@ final class EnvTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: bundle)[.posixPermissions] as? Int, 0o644)
     }
 
+    /// An endpoint that is not on loopback (a sidecar) is reached directly: it joins NO_PROXY.
+    func testNonLoopbackEndpointIsInNoProxy() throws {
+        let path = try policy(listen: "192.0.2.10:3128", """
+            [[proxy.endpoint]]
+            listen = "192.0.2.10:3129"
+            target = "https://api.example.test"
+            env = "EXAMPLE_BASE_URL"
+            [[proxy.endpoint]]
+            listen = "127.0.0.1:3130"
+            target = "https://api.example.test"
+            """)
+        let r = try fwctl("env", path)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains("export NO_PROXY='localhost,127.0.0.1,::1,192.0.2.10'"), r.stdout)
+        XCTAssertTrue(lines.contains("export no_proxy='localhost,127.0.0.1,::1,192.0.2.10'"), r.stdout)
+        XCTAssertTrue(lines.contains("export EXAMPLE_BASE_URL='http://192.0.2.10:3129'"), r.stdout)
+    }
+
     func testIPv6ListenIsBracketed() throws {
         let p = try policy(listen: "[::1]:3128", """
             [[proxy.endpoint]]

@@ -47,7 +47,9 @@ public enum Compiler {
 
         var chains = [outputChain(p, input: input, groups: groups, proxy: proxy)]
         if p.firewall.inbound == .established { chains.append(inputChain(p)) }
-        if let nat = proxy?.natChain(direct: groups.flatMap(\.rules)) { chains.append(nat) }
+        // Direct destinations (and the host's own subnets) are reached directly, not redirected.
+        let direct = (p.firewall.hostNetwork ? hostNetworkRules(.destination) : []) + groups.flatMap(\.rules)
+        if let nat = proxy?.natChain(direct: direct) { chains.append(nat) }
 
         return Ruleset(table: Table(name: p.firewall.table, sets: sets, chains: chains),
                        notes: notes(p, offline: input.hostAddresses == nil, proxy: proxy))

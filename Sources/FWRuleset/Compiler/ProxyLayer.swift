@@ -75,7 +75,8 @@ struct ProxyLayer {
     }
 
     /// The nat chain of transparent mode; nil without it. `direct`: the direct allows'
-    /// rules, whose TCP destinations are left alone.
+    /// rules (and the host network's), whose TCP destinations are left alone; UDP-only
+    /// rules are left out (UDP is never redirected).
     func natChain(direct: [Rule]) -> Chain? {
         guard settings.transparent, let user else { return nil }
         var rules: [Rule] = [
@@ -83,7 +84,7 @@ struct ProxyLayer {
             Rule([.socketUser(user)], [], .accept),
         ]
         rules += direct.filter { r in
-            r.matches.contains { if case .port(.tcp, _, _) = $0 { return true }; return false }
+            !r.matches.contains { if case .port(.udp, _, _) = $0 { return true }; return false }
         }.map { Rule($0.matches, [], .accept) }
         rules.append(Rule([.port(.tcp, .destination, .ranges([PortRange(port: 80), PortRange(port: 443)]))],
                           [.counter, .redirect(port: settings.transparentPort)], nil))

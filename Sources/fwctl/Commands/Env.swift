@@ -76,7 +76,14 @@ struct Env: ParsableCommand {
         }
         let proxyURL = url(proxy.listen)
         for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] { try add(name, proxyURL, "proxy.listen") }
-        for name in ["NO_PROXY", "no_proxy"] { try add(name, noProxy, "fwctl env") }
+        // Endpoints are spoken to directly (plain HTTP, no CA): never through the proxy, also
+        // when they are not on loopback (a sidecar).
+        var bypass = noProxy.split(separator: ",").map(String.init)
+        for e in proxy.endpoints where !e.listen.address.isLoopback && e.listen.address.value != 0 {
+            let host = e.listen.address.description
+            if !bypass.contains(host) { bypass.append(host) }
+        }
+        for name in ["NO_PROXY", "no_proxy"] { try add(name, bypass.joined(separator: ","), "fwctl env") }
         try add("NODE_USE_ENV_PROXY", "1", "fwctl env")
         try add("NODE_EXTRA_CA_CERTS", caCert, "proxy.ca_cert")
         for name in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"] {

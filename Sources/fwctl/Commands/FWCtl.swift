@@ -1,7 +1,10 @@
 import ArgumentParser
+import FWBuildInfo
 
 struct FWCtl: ParsableCommand {
     static let version = "0.1.0"
+    /// The git commit of a packaged build (scripts/package), or "unknown".
+    static let commit = String(cString: fwctl_git_commit())
 
     static let configuration = CommandConfiguration(
         commandName: "fwctl",
@@ -10,7 +13,7 @@ struct FWCtl: ParsableCommand {
         Exit codes: 0 done; 1 differences found or a check failed; 2 usage or policy error;
         3 a required name did not resolve; 4 the kernel refused; 5 missing privilege.
         """,
-        version: version,
+        version: "fwctl \(version) (commit \(commit))",
         subcommands: [Check.self, Resolve.self, Compile.self, Apply.self, Diff.self, Status.self, Reset.self, Up.self, Proxy.self, CA.self, Env.self]
     )
 }
