@@ -14,7 +14,11 @@ final class UpTests: LabTestCase {
     let secret = "sk-ant-real-lab-key-0123456789abcdef"
     let placeholder = "sk-ant-placeholder-lab"
     var upstream: Daemon?
-    var pidFile: String { "/run/fwctl/proxy-\(lab.sandbox.name)-fwctl.pid" }
+    var pidFile: String {
+        var st = stat()
+        _ = stat("/run/netns/\(lab.sandbox.name)", &st)
+        return "/run/fwctl/proxy-netns\(st.st_ino)-fwctl.pid"
+    }
 
     func work(_ name: String) -> String { lab.workDir.appendingPathComponent(name).path }
 
@@ -190,6 +194,42 @@ final class UpTests: LabTestCase {
                        "redirected to a port nobody listens on")
         XCTAssertNotEqual(try curl(["http://anthropic.lab.test:9080/"]).exit, 0)
         XCTAssertTrue(try lab.nftList().contains("table inet fwctl {"))
+    }
+
+    /// examples/devcontainer/post-start.sh itself (not a copy), run as root inside the
+    /// sandbox the way the container runs it, with the image's paths pointed into the lab:
+    /// the mounted key is copied for the proxy user, `fwctl up` brings everything up, the
+    /// environment file is written, and the sandbox user (www-data here), with only that
+    /// file, reaches the API through the proxy with the placeholder while the upstream gets
+    /// the real key.
+    func testTheDevcontainerHookBringsItAllUp() throws {
+        let mounted = work("mounted-key")
+        try secret.write(toFile: mounted, atomically: true, encoding: .utf8)
+        chmod(mounted, 0o600)
+        let copy = work("fwproxy/anthropic_api_key")
+        _ = try lab.write("hook-policy.toml", policy().replacingOccurrences(of: "file:\(work("secret"))", with: "file:\(copy)"))
+        let hook = Paths.packageRoot.appendingPathComponent("examples/devcontainer/post-start.sh").path
+        let env = [
+            "FWCTL=\(Paths.fwctl)", "FWCTL_POLICY=\(work("hook-policy.toml"))", "FWCTL_SECRET=\(mounted)",
+            "FWCTL_SECRET_DIR=\(work("fwproxy"))", "FWCTL_SECRET_COPY=\(copy)", "FWCTL_PROXY_USER=nobody",
+            "FWCTL_ENV_FILE=\(work("home/.config/fwctl/env.sh"))", "FWCTL_LOG=\(work("proxy.log"))", "FWCTL_VERIFY=0",
+            "FWCTL_SANDBOX_USER=www-data", "FWCTL_CA_DIR=\(work("ca"))", "FWCTL_CLAUDE_SETTINGS=/nonexistent", "SUDO=",
+            "HOME=\(work("home"))", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        ]
+        let r = try lab.exec(in: lab.sandbox, ["/usr/bin/env", "-i"] + env + [try tool("bash"), hook], seconds: 60)
+        XCTAssertEqual(r.status, 0, "the hook failed:\n\(r.stdout)\(r.stderr)")
+        XCTAssertTrue(r.stdout.contains("www-data can read neither the API key nor the CA key"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("fwctl-post-start: ready"), r.stdout)
+        XCTAssertFalse((r.stdout + r.stderr).contains(secret), "the hook printed the key")
+        let pid = try XCTUnwrap(proxyPID, "fwctl up left a proxy running")
+        XCTAssertTrue(try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8).contains("Uid:\t\(Self.proxyUser)\t"))
+
+        // The sandbox user with nothing but the environment file.
+        let curl = try lab.exec(in: lab.sandbox, [try tool("setpriv"), "--reuid=www-data", "--regid=www-data", "--clear-groups",
+                                                  try tool("bash"), "-c", "set -a; . \"$0\"; set +a; exec curl -sS --max-time 5 -H \"x-api-key: \(placeholder)\" https://anthropic.lab.test/echo",
+                                                  work("home/.config/fwctl/env.sh")])
+        XCTAssertEqual(curl.stdout, "key=\(placeholder)\n", curl.stderr.replacingOccurrences(of: secret, with: "<SECRET>"))
+        XCTAssertTrue(receivedRealKey(), "the upstream did not receive the real key")
     }
 
     /// The policy cannot be applied and nothing of fwctl's is in place: a lockdown table.

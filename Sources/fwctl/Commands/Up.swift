@@ -79,7 +79,7 @@ struct Up: ParsableCommand {
         try prepareAccessLog(proxy, owner: owner)
 
         // 3. The previous proxy goes first: the new one binds the same ports.
-        let pidFile = Self.pidFile(netns: kernel.netns, table: table)
+        let pidFile = Self.pidFile(table: table)
         stopPrevious(pidFile)
 
         // 4. The new proxy.
@@ -144,9 +144,12 @@ struct Up: ParsableCommand {
 
     // MARK: - The proxy process
 
-    static func pidFile(netns: String?, table: String) -> String {
-        let place = (netns ?? "host").map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }
-        return "\(runDirectory)/proxy-\(String(place))-\(table).pid"
+    /// One per network namespace (named by its inode, which `--netns NAME`, a path and
+    /// `ip netns exec` all agree on) and table.
+    static func pidFile(table: String) -> String {
+        var st = stat()
+        let ns = stat("/proc/self/ns/net", &st) == 0 ? "\(st.st_ino)" : "unknown"
+        return "\(runDirectory)/proxy-netns\(ns)-\(table).pid"
     }
 
     /// SIGTERM to the proxy a previous `up` started (it drains for up to 5 s), SIGKILL after
