@@ -138,6 +138,9 @@ final class EndpointTests: XCTestCase {
             ("body", prefixedPort, "/messages", "", ["--data-binary", String(repeating: "x", count: 2000)], "413", "max_body_bytes"),
             ("uncovered target", uncoveredPort, "/v1/models", "", [], "403", "not allowed"),
             ("dial-time guard", rebindPort, "/", "", [], "403", "169.254.169.254"),
+            // The gate runs before the dial: a refused request never reaches the dial, so it
+            // is told its own reason, not the upstream's.
+            ("method before the dial", rebindPort, "/", "", ["-X", "POST"], "403", "method \"POST\""),
         ]
         for c in cases {
             let r = try curl(c.port, c.path, key: c.key, extra: c.extra)

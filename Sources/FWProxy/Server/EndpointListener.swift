@@ -41,8 +41,8 @@ final class EndpointUpstream: @unchecked Sendable {
 /// covers the target, every request gets that refusal (403).
 ///
 /// One upstream connection per client connection, dialed (through the dial-time guard)
-/// and TLS-handshaken when the client connects; a failure there answers the client's
-/// requests with a readable 502.
+/// and TLS-handshaken when the first request has passed the gate; a failure there answers
+/// that request with a readable 502.
 final class EndpointListener: @unchecked Sendable {
     let endpoint: ProxyEndpoint
     private let decision: Result<ProxyEntry, Refusal>
@@ -80,27 +80,16 @@ final class EndpointListener: @unchecked Sendable {
     }
 
     private func initialize(_ channel: Channel) -> EventLoopFuture<Void> {
-        let entry: ProxyEntry
         switch decision {
         case .failure(let r): return installRefusing(channel, r)
-        case .success(let e): entry = e
-        }
-        return services.dialer.dialHTTP(host: host, port: port, tls: upstream.upstreamContext, on: channel.eventLoop)
-        .flatMap { [self] up -> EventLoopFuture<Void> in
-            channel.eventLoop.makeCompletedFuture {
-                try install(channel, entry: entry, upstream: up)
-            }.flatMapErrorThrowing { error in
-                up.close(promise: nil)
-                throw error
-            }
-        }.flatMapError { [self] error in
-            installRefusing(channel, UpstreamDialer.refusal(for: error, host: host, port: port))
+        case .success(let entry): return channel.eventLoop.makeCompletedFuture { try install(channel, entry: entry) }
         }
     }
 
     /// Head to tail: response encoder, request decoder, NIO's pipelining guard, the
-    /// scrubber, the endpoint front (Host and path prefix), the gate, the forwarder.
-    private func install(_ channel: Channel, entry: ProxyEntry, upstream up: Channel) throws {
+    /// scrubber, the endpoint front (Host and path prefix), the gate, then the upstream: dialed
+    /// (through the dial-time guard, TLS verified) when the first request has passed the gate.
+    private func install(_ channel: Channel, entry: ProxyEntry) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandlers([
             HTTPResponseEncoder(),
@@ -111,7 +100,7 @@ final class EndpointListener: @unchecked Sendable {
             RequestGate(identity: host, port: port, entry: entry, rules: services.rules,
                         injector: Injector(entry: entry, secrets: upstream.secrets),
                         maxBodyBytes: upstream.maxBodyBytes, log: services.log, arrival: .endpoint),
-            UpstreamForwarder(identity: host, port: port, upstream: up, services: services, arrival: .endpoint),
+            DeferredUpstream(host: host, port: port, tls: upstream.upstreamContext, services: services, arrival: .endpoint),
         ])
     }
 
