@@ -204,7 +204,7 @@ struct Up: ParsableCommand {
         let dir = (path as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: path) {
-            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o640])
+            _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o640])
         }
         guard chown(path, owner.uid, owner.gid) == 0 else {
             Output.error("fwctl up: cannot give \(path) to the proxy user: \(String(cString: strerror(errno)))")
