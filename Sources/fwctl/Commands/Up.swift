@@ -163,10 +163,10 @@ struct Up: ParsableCommand {
         guard args.count >= 2, args[0].hasSuffix("fwctl"), args[1] == "proxy" else { return }
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(7)
-        while kill(pid, 0) == 0 && Date() < deadline { usleep(20_000) }
-        if kill(pid, 0) == 0 {
+        while Self.running(pid) && Date() < deadline { usleep(5_000) }
+        if Self.running(pid) {
             kill(pid, SIGKILL)
-            while kill(pid, 0) == 0 { usleep(10_000) }
+            while Self.running(pid) { usleep(5_000) }
         }
         print("stopped the previous proxy (pid \(pid))")
     }
@@ -216,6 +216,15 @@ struct Up: ParsableCommand {
         var buf = [CChar](repeating: 0, count: Int(PATH_MAX))
         let n = readlink("/proc/self/exe", &buf, buf.count - 1)
         return n > 0 ? String(cString: buf) : CommandLine.arguments[0]
+    }
+
+    /// Alive and not a zombie: the proxy's parent (an earlier `up`) is gone, so reaping it
+    /// is up to the system's init, which may take its time.
+    static func running(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
     static func exited(_ pid: pid_t) -> Bool {
