@@ -143,6 +143,34 @@ final class ScrubberTests: XCTestCase {
         XCTAssertEqual(t.finish(), bytes("sk-te"))
     }
 
+    /// The no-copy streaming path the proxy uses: a chunk that comes back as nil goes out as
+    /// it came. Random inputs cut at random points give exactly the reference output.
+    func testFeedIfChangedStreamsLikeTheReference() {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("sk-tesREALCx0b_ghp \n{}".utf8)
+        for _ in 0..<300 {
+            var input: [UInt8] = (0..<Int.random(in: 0...200, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+            for _ in 0..<Int.random(in: 0...3, using: &rng) {
+                let secret = several.randomElement(using: &rng)!.secret
+                input.insert(contentsOf: secret, at: Int.random(in: 0...input.count, using: &rng))
+            }
+            var scrubber = Scrubber(pairs: several)
+            var out: [UInt8] = [], unchanged = 0, i = 0
+            while i < input.count {
+                let chunk = Array(input[i..<min(input.count, i + Int.random(in: 1...40, using: &rng))])
+                i += chunk.count
+                if let changed = chunk.withUnsafeBytes({ scrubber.feedIfChanged($0) }) { out += changed } else { out += chunk; unchanged += 1 }
+            }
+            out += scrubber.finish()
+            XCTAssertTrue(out == Self.reference(input, several), "streamed output differs from the reference")
+        }
+        var clean = Scrubber(pairs: one)
+        XCTAssertNil(Array("no secret here".utf8).withUnsafeBytes { clean.feedIfChanged($0) }, "a clean chunk is passed on as it is")
+        XCTAssertNotNil(Array("a sk-test-REAL".utf8).withUnsafeBytes { clean.feedIfChanged($0) }, "a possible start is held back")
+        XCTAssertFalse(Scrubber(pairs: one).mayMatch("nothing here".utf8))
+        XCTAssertTrue(Scrubber(pairs: one).mayMatch("has an s".utf8))
+    }
+
     func testHeaderOneShot() {
         XCTAssertTrue(Scrubber.scrub("Bearer sk-test-REALSECRET-123", pairs: one) == "Bearer PLACEHOLDER-A")
         XCTAssertEqual(Scrubber.scrub("nothing here", pairs: one), "nothing here")

@@ -44,9 +44,22 @@ public struct Scrubber: Sendable, CustomStringConvertible, CustomDebugStringConv
     /// Scrubs `chunk` after what was held back; returns the bytes safe to emit now.
     public mutating func feed(_ chunk: [UInt8]) -> [UInt8] {
         if secrets.isEmpty { return chunk }
-        if held.isEmpty { return process(chunk, final: false) }
+        if held.isEmpty {
+            return chunk.withUnsafeBufferPointer { process($0, final: false) } ?? chunk
+        }
         let buffer = held + chunk
-        return process(buffer, final: false)
+        return buffer.withUnsafeBufferPointer { process($0, final: false) } ?? buffer
+    }
+
+    /// The streaming fast path: nil when `chunk` goes out exactly as it came in (nothing held
+    /// before or after it, no secret in it), so the caller can pass its own buffer on
+    /// without a copy; otherwise the bytes to emit now, as `feed` gives them.
+    public mutating func feedIfChanged(_ chunk: UnsafeRawBufferPointer) -> [UInt8]? {
+        if secrets.isEmpty { return nil }
+        if held.isEmpty {
+            return process(chunk.bindMemory(to: UInt8.self), final: false)
+        }
+        return feed(Array(chunk))
     }
 
     /// The end of the stream: the held-back tail, scrubbed.
@@ -54,15 +67,28 @@ public struct Scrubber: Sendable, CustomStringConvertible, CustomDebugStringConv
         let buffer = held
         held = []
         if buffer.isEmpty { return [] }
-        return process(buffer, final: true)
+        return buffer.withUnsafeBufferPointer { process($0, final: true) } ?? buffer
+    }
+
+    /// Whether `bytes` could hold (the start of) a secret: false when none of its bytes is
+    /// the first byte of any secret. A cheap test before scrubbing a header value.
+    public func mayMatch(_ bytes: String.UTF8View) -> Bool {
+        if secrets.isEmpty { return false }
+        return bytes.contains { starts[Int($0)] != 0 }
+    }
+
+    /// One-shot, for a header value.
+    public func scrubbed(_ text: String) -> String {
+        guard mayMatch(text.utf8) else { return text }
+        var s = self
+        s.held = []
+        let out = s.feed(Array(text.utf8)) + s.finish()
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// One-shot, for a header value.
     public static func scrub(_ text: String, pairs: [(secret: [UInt8], placeholder: [UInt8])]) -> String {
-        var s = Scrubber(pairs: pairs)
-        if s.isEmpty { return text }
-        let out = s.feed(Array(text.utf8)) + s.finish()
-        return String(decoding: out, as: UTF8.self)
+        Scrubber(pairs: pairs).scrubbed(text)
     }
 
     /// One-shot over bytes.
@@ -71,41 +97,45 @@ public struct Scrubber: Sendable, CustomStringConvertible, CustomDebugStringConv
         return s.feed(bytes) + s.finish()
     }
 
-    private mutating func process(_ buffer: [UInt8], final: Bool) -> [UInt8] {
+    /// Scrubs `buf`, keeping back a tail that may still become a secret (unless `final`).
+    /// nil when nothing was replaced or kept back: the output is `buf` itself (no copy made).
+    private mutating func process(_ buf: UnsafeBufferPointer<UInt8>, final: Bool) -> [UInt8]? {
         var out: [UInt8] = []
-        out.reserveCapacity(buffer.count)
-        let n = buffer.count
+        let n = buf.count
         var holdFrom = n
-        buffer.withUnsafeBufferPointer { buf in
-            starts.withUnsafeBufferPointer { starts in
-                var i = 0
-                var copiedUpTo = 0
-                scan: while i < n {
-                    if starts[Int(buf[i])] == 0 { i += 1; continue }
-                    for k in byFirst[Int(buf[i])] {
-                        let s = secrets[k]
-                        let available = n - i
-                        if available >= s.count {
-                            if Self.equal(buf, from: i, s, count: s.count) {
-                                out.append(contentsOf: buf[copiedUpTo..<i])
-                                out.append(contentsOf: placeholders[k])
-                                i += s.count
-                                copiedUpTo = i
-                                continue scan
-                            }
-                        } else if !final, Self.equal(buf, from: i, s, count: available) {
-                            // This secret may still start here: wait for more bytes. (Longer
-                            // ones were tried first, so no full match here can beat it yet.)
-                            holdFrom = i
-                            break scan
+        var i = 0
+        var copiedUpTo = 0
+        starts.withUnsafeBufferPointer { starts in
+            scan: while i < n {
+                if starts[Int(buf[i])] == 0 { i += 1; continue }
+                for k in byFirst[Int(buf[i])] {
+                    let s = secrets[k]
+                    let available = n - i
+                    if available >= s.count {
+                        if Self.equal(buf, from: i, s, count: s.count) {
+                            if out.isEmpty { out.reserveCapacity(n) }
+                            out.append(contentsOf: buf[copiedUpTo..<i])
+                            out.append(contentsOf: placeholders[k])
+                            i += s.count
+                            copiedUpTo = i
+                            continue scan
                         }
+                    } else if !final, Self.equal(buf, from: i, s, count: available) {
+                        // This secret may still start here: wait for more bytes. (Longer
+                        // ones were tried first, so no full match here can beat it yet.)
+                        holdFrom = i
+                        break scan
                     }
-                    i += 1
                 }
-                out.append(contentsOf: buf[copiedUpTo..<min(i, holdFrom)])
+                i += 1
             }
         }
-        held = holdFrom < n ? Array(buffer[holdFrom...]) : []
+        if copiedUpTo == 0 && holdFrom == n {
+            held = []
+            return nil
+        }
+        out.append(contentsOf: buf[copiedUpTo..<min(i, holdFrom)])
+        held = holdFrom < n ? Array(buf[holdFrom...]) : []
         return out
     }
 

@@ -37,6 +37,8 @@ public final class SecretStore: @unchecked Sendable, CustomStringConvertible, Cu
     /// Keyed by source ("env:NAME", "file:/path").
     private var values: [String: [UInt8]] = [:]
     private var generation = 0
+    /// The scrubber of `generation`, built on first use.
+    private var template: (generation: Int, scrubber: Scrubber)?
 
     static let maxFileBytes = 65_536
 
@@ -101,11 +103,21 @@ public final class SecretStore: @unchecked Sendable, CustomStringConvertible, Cu
         }.map(\.element)
     }
 
-    /// A streaming scrubber over the current secrets (one per response).
-    public func makeScrubber() -> Scrubber { Scrubber(pairs: scrubPairs) }
+    /// A streaming scrubber over the current secrets (one per response): a copy of one
+    /// built per generation of the secrets, so a response costs no table building.
+    public func makeScrubber() -> Scrubber {
+        lock.lock()
+        if let t = template, t.generation == generation { lock.unlock(); return t.scrubber }
+        lock.unlock()
+        let built = Scrubber(pairs: scrubPairs)
+        lock.lock()
+        template = (generation, built)
+        lock.unlock()
+        return built
+    }
 
     /// One-shot scrubbing, for header values.
-    public func scrub(_ text: String) -> String { Scrubber.scrub(text, pairs: scrubPairs) }
+    public func scrub(_ text: String) -> String { makeScrubber().scrubbed(text) }
 
     public var description: String { "SecretStore(\(slots.count) inject(s): \(sourcesText))" }
     public var debugDescription: String { description }

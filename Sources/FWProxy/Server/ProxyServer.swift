@@ -195,8 +195,10 @@ public final class ProxyServer: @unchecked Sendable {
         guard !isStopped else { return }
         isStopped = true
         closeListeners()
+        services.log.flush()
         try? group.syncShutdownGracefully()
         try? threadPool.syncShutdownGracefully()
+        services.log.flush()   // lines of connections closed by the shutdown
         stopped.signal()
     }
 

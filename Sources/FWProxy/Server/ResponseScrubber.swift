@@ -42,7 +42,7 @@ final class ResponseScrubber: ChannelDuplexHandler {
             let informational = head.status.code < 200
             let method = informational ? nil : (pendingMethods.isEmpty ? nil : pendingMethods.removeFirst())
             let scrubber = secrets.makeScrubber()
-            if !scrubber.isEmpty { head.headers = scrubbed(head.headers) }
+            if !scrubber.isEmpty { head.headers = scrubbed(head.headers, scrubber) }
             if informational {
                 // The final head follows; the state stays.
             } else if method == .HEAD || head.status == .noContent || head.status == .notModified {
@@ -60,8 +60,10 @@ final class ResponseScrubber: ChannelDuplexHandler {
             guard !scrubber.isEmpty, case .byteBuffer(let buffer) = part else {
                 return context.write(data, promise: promise)
             }
-            let out = scrubber.feed(Array(buffer.readableBytesView))
+            let changed = buffer.withUnsafeReadableBytes { scrubber.feedIfChanged($0) }
             state = .body(scrubber)
+            // No secret in it and nothing held back: the upstream's buffer goes on as it is.
+            guard let out = changed else { return context.write(data, promise: promise) }
             // An empty chunk would end a chunked body early; write nothing until there is
             // something (the promise still completes).
             if out.isEmpty {
@@ -75,7 +77,7 @@ final class ResponseScrubber: ChannelDuplexHandler {
             if !tail.isEmpty {
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: tail)))), promise: nil)
             }
-            context.write(wrapOutboundOut(.end(trailers.map(scrubbed))), promise: promise)
+            context.write(wrapOutboundOut(.end(trailers.map { scrubbed($0, scrubber) })), promise: promise)
         case (.end, .bodiless):
             state = .awaitingHead
             context.write(data, promise: promise)
@@ -84,7 +86,10 @@ final class ResponseScrubber: ChannelDuplexHandler {
         }
     }
 
-    private func scrubbed(_ headers: HTTPHeaders) -> HTTPHeaders {
-        HTTPHeaders(headers.map { ($0.name, secrets.scrub($0.value)) })
+    /// The headers with every secret replaced; the same headers (no copy) when no value
+    /// could hold one.
+    private func scrubbed(_ headers: HTTPHeaders, _ scrubber: Scrubber) -> HTTPHeaders {
+        guard headers.contains(where: { scrubber.mayMatch($0.value.utf8) }) else { return headers }
+        return HTTPHeaders(headers.map { ($0.name, scrubber.scrubbed($0.value)) })
     }
 }
