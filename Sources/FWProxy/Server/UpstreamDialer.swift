@@ -1,3 +1,4 @@
+import Foundation
 import FWPolicy
 import FWResolve
 import NIOCore
@@ -13,6 +14,13 @@ final class UpstreamDialer: @unchecked Sendable {
     private let guardrail: DialGuard
     private let threadPool: NIOThreadPool
 
+    /// Answers kept for their TTL (at most `maxCacheSeconds`), so a client that opens many
+    /// tunnels to one host does not cost a DNS round trip each. Only successful answers are
+    /// kept; every address is still checked by the guard on every dial.
+    private let cacheLock = NSLock()
+    private var cache: [String: (result: NameResolution, expires: NIODeadline)] = [:]
+    static let maxCacheSeconds: UInt32 = 60
+
     init(resolver: FWResolve.Resolver, guardrail: DialGuard, threadPool: NIOThreadPool) {
         self.resolver = resolver
         self.guardrail = guardrail
@@ -20,6 +28,22 @@ final class UpstreamDialer: @unchecked Sendable {
     }
 
     enum Failure: Error { case refused(Refusal) }
+
+    private func cached(_ host: String) -> NameResolution? {
+        cacheLock.lock(); defer { cacheLock.unlock() }
+        guard let entry = cache[host] else { return nil }
+        if entry.expires > .now() { return entry.result }
+        cache[host] = nil
+        return nil
+    }
+
+    private func remember(_ host: String, _ r: NameResolution) {
+        let seconds = min(r.ttl ?? 0, Self.maxCacheSeconds)
+        guard seconds > 0 else { return }
+        cacheLock.lock(); defer { cacheLock.unlock() }
+        if cache.count > 10_000 { cache.removeAll() }   // a bound, not a policy: names are few
+        cache[host] = (r, .now() + .seconds(Int64(seconds)))
+    }
 
     /// What the client is told when a dial failed: the guard's or resolver's refusal, or a 502.
     static func refusal(for error: Error, host: String, port: UInt16) -> Refusal {
@@ -55,8 +79,15 @@ final class UpstreamDialer: @unchecked Sendable {
     /// guard allows, and connects; `configure` sets up the new channel's pipeline.
     func dial(host: String, port: UInt16, on eventLoop: EventLoop,
               configure: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
-        let resolved = threadPool.runIfActive(eventLoop: eventLoop) { [resolver] in
-            resolver.resolve([host]).result(for: host)
+        let resolved: EventLoopFuture<NameResolution?>
+        if let cached = cached(host) {
+            resolved = eventLoop.makeSucceededFuture(cached)
+        } else {
+            resolved = threadPool.runIfActive(eventLoop: eventLoop) { [resolver, self] in
+                let r = resolver.resolve([host]).result(for: host)
+                if let r, r.isResolved, !r.addresses.isEmpty { remember(host, r) }
+                return r
+            }
         }
         return resolved.flatMap { [guardrail] (result: NameResolution?) -> EventLoopFuture<Channel> in
             guard let r = result, r.isResolved, !r.addresses.isEmpty else {
