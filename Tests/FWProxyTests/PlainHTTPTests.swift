@@ -156,18 +156,10 @@ final class PlainHTTPTests: XCTestCase {
 
     /// One request on a fresh connection; returns everything the server sent before closing.
     static func exchange(_ request: String, port: UInt16) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard let fd = LoopbackPort.connect(port) else { throw DaemonError("cannot connect to 127.0.0.1:\(port)") }
         defer { close(fd) }
         var tv = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = port.bigEndian
-        sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        let ok = withUnsafePointer(to: &sin) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard ok else { throw DaemonError("cannot connect to 127.0.0.1:\(port)") }
         _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)

@@ -115,16 +115,7 @@ final class ProxyTestbed {
 
     static func waitForTCP(_ port: UInt16, _ server: Daemon) throws {
         for _ in 0..<100 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = port.bigEndian
-            sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-            let ok = withUnsafePointer(to: &sin) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            }
-            close(fd)
-            if ok { return }
+            if let fd = LoopbackPort.connect(port) { close(fd); return }
             usleep(50_000)
         }
         throw DaemonError("nothing listens on 127.0.0.1:\(port): \(server.output)")

@@ -102,16 +102,8 @@ final class SpliceTests: XCTestCase {
 
     /// SIGTERM's drain: no new connections, open ones get until the timeout, then close.
     func testDrainWaitsForOpenConnectionsThenStops() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try XCTUnwrap(LoopbackPort.connect(proxyPort), "the proxy accepts")
         defer { close(fd) }
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = proxyPort.bigEndian
-        sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        let connected = withUnsafePointer(to: &sin) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        XCTAssertTrue(connected)
         for _ in 0..<100 where bed.proxy!.openConnections == 0 { usleep(10_000) }
         XCTAssertEqual(bed.proxy!.openConnections, 1)
 

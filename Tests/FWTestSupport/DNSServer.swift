@@ -218,6 +218,19 @@ public enum LoopbackPort {
         }
     }
 
+    /// A TCP socket connected to 127.0.0.1:`port`, or nil when nothing accepts there. The
+    /// caller closes it.
+    public static func connect(_ port: UInt16) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var sin = sockaddr("127.0.0.1", port)
+        let ok = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: Glibc.sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        if ok { return fd }
+        close(fd)
+        return nil
+    }
+
     static func sockaddr(_ address: String, _ port: UInt16) -> sockaddr_in {
         var sin = sockaddr_in()
         sin.sin_family = sa_family_t(AF_INET)

@@ -68,14 +68,7 @@ final class EndpointListener: @unchecked Sendable {
     var authority: String { port == 443 ? host : "\(host):\(port)" }
 
     func bind(group: EventLoopGroup) throws -> Channel {
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { [self] channel in
-                services.connections.track(channel)
-                return initialize(channel)
-            }
+        let bootstrap = ProxyServer.listener(group: group, services: services) { [self] channel, _ in initialize(channel) }
         return try bootstrap.bind(host: endpoint.listen.address.description, port: Int(endpoint.listen.port)).wait()
     }
 

@@ -106,21 +106,15 @@ public final class ProxyServer: @unchecked Sendable {
     /// Binds and starts accepting; returns the bound address (port 0 picks a free one).
     @discardableResult
     public func start() throws -> SocketEndpoint {
-        let services = self.services
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                services.connections.track(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
-                                        name: Self.decoderName)
-                    try sync.addHandler(HTTPResponseEncoder(), name: Self.encoderName)
-                    try sync.addHandler(ConnectHandler(services: services))
-                }
+        let bootstrap = Self.listener(group: group, services: services) { channel, services in
+            channel.eventLoop.makeCompletedFuture {
+                let sync = channel.pipeline.syncOperations
+                try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                                    name: Self.decoderName)
+                try sync.addHandler(HTTPResponseEncoder(), name: Self.encoderName)
+                try sync.addHandler(ConnectHandler(services: services))
             }
+        }
         let ch = try bootstrap.bind(host: listen.address.description, port: Int(listen.port)).wait()
         channel = ch
         let bound = try Self.endpoint(of: ch)
@@ -137,17 +131,11 @@ public final class ProxyServer: @unchecked Sendable {
     /// containers) gets the IPv4 listener only, and a notice: its IPv6 traffic cannot be
     /// redirected here either.
     private func startTransparent(port: UInt16) throws {
-        let services = self.services
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                services.connections.track(channel)
-                return OriginalDestination.of(channel).flatMapThrowing { original in
-                    try channel.pipeline.syncOperations.addHandler(TransparentHandler(services: services, original: original))
-                }
+        let bootstrap = Self.listener(group: group, services: services) { channel, services in
+            OriginalDestination.of(channel).flatMapThrowing { original in
+                try channel.pipeline.syncOperations.addHandler(TransparentHandler(services: services, original: original))
             }
+        }
         for host in ["127.0.0.1", "::1"] {
             do {
                 let ch = try bootstrap.bind(host: host, port: Int(port)).wait()
@@ -157,6 +145,20 @@ public final class ProxyServer: @unchecked Sendable {
                 logger.notice("transparent mode: no listener on [::1]:\(port) (\(error)); IPv4 only")
             }
         }
+    }
+
+    /// Every listener's socket settings; each accepted connection is counted (for the
+    /// drain) before `initialize` sets up its pipeline.
+    static func listener(group: EventLoopGroup, services: ProxyServices,
+                         initialize: @escaping @Sendable (Channel, ProxyServices) -> EventLoopFuture<Void>) -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                services.connections.track(channel)
+                return initialize(channel, services)
+            }
     }
 
     private static func endpoint(of ch: Channel) throws -> SocketEndpoint {
