@@ -208,6 +208,11 @@ final class UpTests: LabTestCase {
         chmod(mounted, 0o600)
         let copy = work("fwproxy/anthropic_api_key")
         _ = try lab.write("hook-policy.toml", policy().replacingOccurrences(of: "file:\(work("secret"))", with: "file:\(copy)"))
+        // The sandbox user's HOME, as the container has it: the hook writes the env file
+        // there as that user, never as root.
+        try FileManager.default.createDirectory(atPath: work("home"), withIntermediateDirectories: true)
+        let wwwData = try XCTUnwrap(getpwnam("www-data"), "the www-data user")
+        chown(work("home"), wwwData.pointee.pw_uid, wwwData.pointee.pw_gid)
         let hook = Paths.packageRoot.appendingPathComponent("examples/devcontainer/post-start.sh").path
         let env = [
             "FWCTL=\(Paths.fwctl)", "FWCTL_POLICY=\(work("hook-policy.toml"))", "FWCTL_SECRET=\(mounted)",
@@ -230,6 +235,9 @@ final class UpTests: LabTestCase {
                                                   work("home/.config/fwctl/env.sh")])
         XCTAssertEqual(curl.stdout, "key=\(placeholder)\n", curl.stderr.replacingOccurrences(of: secret, with: "<SECRET>"))
         XCTAssertTrue(receivedRealKey(), "the upstream did not receive the real key")
+        var st = stat()
+        XCTAssertEqual(stat(work("home/.config/fwctl/env.sh"), &st), 0)
+        XCTAssertEqual(st.st_uid, wwwData.pointee.pw_uid, "the env file is the sandbox user's, written by it")
     }
 
     /// The policy cannot be applied and nothing of fwctl's is in place: a lockdown table.

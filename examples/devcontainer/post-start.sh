@@ -112,25 +112,28 @@ if ! as_root "$FWCTL" "${up[@]}" </dev/null; then
 fi
 
 # 3. The sandbox user's environment. Root runs `fwctl env` (the first run writes the CA
-#    bundle next to proxy.ca_cert); the file is written whole, then renamed into place.
-mkdir -p "$(dirname "$FWCTL_ENV_FILE")"
-tmp="$(mktemp "$FWCTL_ENV_FILE.XXXXXX")"
-trap 'rm -f "$tmp"' EXIT
-if ! as_root "$FWCTL" env "$FWCTL_POLICY" --format sh </dev/null >"$tmp"; then
+#    bundle next to proxy.ca_cert); the file is written by the sandbox user itself, whole,
+#    then renamed into place: it lives in that user's HOME, where root must not write (a
+#    symlink there would point root's writes anywhere).
+if ! envtext="$(as_root "$FWCTL" env "$FWCTL_POLICY" --format sh </dev/null)"; then
     die "fwctl env failed (see the line above); the firewall is up, $FWCTL_ENV_FILE is unchanged"
 fi
 if [ -n "$FWCTL_NO_PROXY_ADD" ]; then
-    printf "export NO_PROXY=\"\$NO_PROXY,%s\" no_proxy=\"\$no_proxy,%s\"\n" "$FWCTL_NO_PROXY_ADD" "$FWCTL_NO_PROXY_ADD" >>"$tmp"
+    envtext+=$'\n'"$(printf "export NO_PROXY=\"\$NO_PROXY,%s\" no_proxy=\"\$no_proxy,%s\"" "$FWCTL_NO_PROXY_ADD" "$FWCTL_NO_PROXY_ADD")"
 fi
-chmod 0644 "$tmp"
-mv -f "$tmp" "$FWCTL_ENV_FILE"
-say "environment written to $FWCTL_ENV_FILE ($(grep -c '^export ' "$FWCTL_ENV_FILE") variables; new shells read it)"
+# shellcheck disable=SC2016  # $0 belongs to the inner sh
+if ! printf '%s\n' "$envtext" | as_sandbox sh -c 'set -e; mkdir -p "$(dirname "$0")"; t="$0.tmp.$$"; cat >"$t"; chmod 0644 "$t"; mv -f "$t" "$0"' "$FWCTL_ENV_FILE"; then
+    die "cannot write $FWCTL_ENV_FILE as $checker; the firewall is up"
+fi
+say "environment written to $FWCTL_ENV_FILE ($(printf '%s\n' "$envtext" | grep -c '^export ') variables; new shells read it)"
 
 # The placeholder the sandbox holds must be one the policy knows, or every API request
 # gets 403; and a value that is not the placeholder may be a real key in the sandbox.
 # (Only where the policy has placeholders: the sidecar agent's policy has none.)
 # shellcheck source=/dev/null
-env_value() { ( set +u; . "$FWCTL_ENV_FILE"; printenv "$1" ) || true; }
+# Sourced as the sandbox user (it owns the file), never as root.
+# shellcheck disable=SC2016
+env_value() { as_sandbox bash -c 'set +u; . "$0"; printenv "$1"' "$FWCTL_ENV_FILE" "$1" || true; }
 has_placeholders() { [ -r "$FWCTL_POLICY" ] && grep -q '^[[:space:]]*placeholder[[:space:]]*=' "$FWCTL_POLICY"; }
 is_placeholder() { grep -qF "\"$1\"" "$FWCTL_POLICY"; }
 if [ -n "${ANTHROPIC_API_KEY:-}" ] && has_placeholders && ! is_placeholder "$ANTHROPIC_API_KEY"; then

@@ -16,7 +16,6 @@ SANDBOX_HOME="$(getent passwd "$SANDBOX_USER" | cut -d: -f6)"
 
 rm -f /etc/sudoers.d/fwctl
 install -m 0644 "$CA_SHARED" /etc/fwctl/ca.pem
-install -d -o "$SANDBOX_USER" -g "$SANDBOX_USER" -m 0755 "$SANDBOX_HOME/.config" "$SANDBOX_HOME/.config/fwctl"
 
 FWCTL_COMMAND=apply FWCTL_SECRET="" SUDO="" \
 FWCTL_SANDBOX_USER="$SANDBOX_USER" FWCTL_ENV_FILE="$SANDBOX_HOME/.config/fwctl/env.sh" \
