@@ -178,6 +178,23 @@ final class UpTests: LabTestCase {
         let second = try XCTUnwrap(proxyPID)
         XCTAssertNotEqual(first, second)
         XCTAssertEqual(try proxies(), [second], "one proxy runs")
+        // The proxy's ports carry SO_REUSEPORT (so the next `up` can bind them before the old
+        // proxy lets go), which the kernel grants to the same uid only: the sandbox user
+        // cannot take them over, not even with SO_REUSEPORT of its own.
+        let squat = try lab.exec(in: lab.sandbox, [try tool("setpriv"), "--reuid=\(Self.sandboxUser)", "--regid=\(Self.sandboxUser)",
+                                                   "--clear-groups", try tool("python3"), "-c", """
+            import socket, sys
+            taken = []
+            for port in (3128, 3130):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                try:
+                    s.bind(("127.0.0.1", port)); s.listen(1); taken.append(port)
+                except OSError:
+                    pass
+            print(taken)
+            """])
+        XCTAssertEqual(squat.stdout, "[]\n", "the sandbox user bound a proxy port: \(squat.stdout)\(squat.stderr)")
         let c = try curl(["-H", "x-api-key: \(placeholder)", "--cacert", work("fwctl-ca.pem"), "https://anthropic.lab.test/echo"])
         XCTAssertEqual(c.code, "200", c.text)
     }

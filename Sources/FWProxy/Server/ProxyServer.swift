@@ -141,7 +141,8 @@ public final class ProxyServer: @unchecked Sendable {
                 let ch = try bootstrap.bind(host: host, port: Int(port)).wait()
                 transparentChannels.append(ch)
                 transparentAddresses.append(try Self.endpoint(of: ch))
-            } catch where host == "::1" {
+            } catch let error as IOError where host == "::1" && [EADDRNOTAVAIL, EAFNOSUPPORT].contains(error.errnoCode) {
+                // No IPv6 loopback here. Anything else (the port taken) is an error.
                 logger.notice("transparent mode: no listener on [::1]:\(port) (\(error)); IPv4 only")
             }
         }
@@ -149,11 +150,16 @@ public final class ProxyServer: @unchecked Sendable {
 
     /// Every listener's socket settings; each accepted connection is counted (for the
     /// drain) before `initialize` sets up its pipeline.
+    ///
+    /// SO_REUSEPORT lets the next proxy (a second `fwctl up`) bind the same ports while this
+    /// one still holds them, so they are never free for another user to take: the kernel
+    /// admits a second socket on the port only with the same uid.
     static func listener(group: EventLoopGroup, services: ProxyServices,
                          initialize: @escaping @Sendable (Channel, ProxyServices) -> EventLoopFuture<Void>) -> ServerBootstrap {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 services.connections.track(channel)

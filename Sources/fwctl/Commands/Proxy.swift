@@ -74,8 +74,20 @@ struct Proxy: ParsableCommand {
         }
         for address in server.transparentAddresses { print("fwctl proxy: transparent on \(address)") }
         fflush(stdout)
+        Self.signalReady()
         server.wait()
         signals.forEach { $0.cancel() }
+    }
+
+    /// `fwctl up` passes a pipe as FWCTL_READY_FD: one line once every listener is bound,
+    /// so `up` knows this process (not a previous one on the same ports) is serving.
+    static let readyVariable = "FWCTL_READY_FD"
+
+    static func signalReady() {
+        guard let text = ProcessInfo.processInfo.environment[readyVariable], let fd = Int32(text), fd > 2 else { return }
+        unsetenv(readyVariable)
+        _ = "ready\n".withCString { write(fd, $0, 6) }
+        close(fd)
     }
 
     struct PrivilegeError: Error, CustomStringConvertible { let description: String }

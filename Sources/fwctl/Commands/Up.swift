@@ -78,15 +78,16 @@ struct Up: ParsableCommand {
         }
         try prepareAccessLog(proxy, owner: owner)
 
-        // 3. The previous proxy goes first: the new one binds the same ports.
+        // 3. The new proxy, next to the previous one: both bind with SO_REUSEPORT, so the
+        //    ports are never free for another user to take in between. The previous one is
+        //    stopped once the new one has said it serves.
         let pidFile = Self.pidFile(table: table)
-        stopPrevious(pidFile)
-
-        // 4. The new proxy.
+        let previous = Self.previousProxy(pidFile)
         let exe = Self.executable()
         let policyPath = URL(fileURLWithPath: policy).standardizedFileURL.path
         let argv = [exe, "proxy", policyPath] + (kernel.netns.map { ["--netns", $0] } ?? [])
         if foreground {
+            if let previous { stop(previous) }
             print("starting the proxy in the foreground (\(Self.elapsed(since: started)))")
             fflush(stdout)
             let cArgs = argv.map { strdup($0) } + [nil]
@@ -94,33 +95,60 @@ struct Up: ParsableCommand {
             Output.error("fwctl up: cannot run \(exe): \(String(cString: strerror(errno)))")
             throw Exit.differences.code
         }
-        let pid = try spawn(argv)
+        var (pid, ready) = try startAndWait(argv)
+        if !ready, let previous, Self.running(previous) {
+            // A previous proxy from a release without SO_REUSEPORT holds the ports: stop it
+            // and try once more.
+            stop(previous)
+            (pid, ready) = try startAndWait(argv)
+        }
+        guard ready else {
+            Output.error("fwctl up: the proxy did not come up; the firewall is applied, proxied hosts are unreachable. Its output (\(log)):")
+            Output.error(Self.tail(log))
+            throw Exit.differences.code
+        }
         try? FileManager.default.createDirectory(atPath: Self.runDirectory, withIntermediateDirectories: true)
         try? "\(pid)\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+        if let previous, previous != pid { stop(previous) }
 
-        // 5. Ready when every listener accepts a connection.
         let listeners = [proxy.listen] + proxy.endpoints.map(\.listen)
             + (proxy.transparent ? [SocketEndpoint(address: IPAddress("127.0.0.1")!, port: proxy.transparentPort)] : [])
+        print("proxy ready (pid \(pid), as \(proxy.user.map { "user \($0)" } ?? "this user")) on \(listeners.map(\.description).joined(separator: ", ")); output in \(log) (\(Self.elapsed(since: started)))")
+    }
+
+    /// Starts the proxy and waits (up to `timeout`) for its ready line on a pipe, written
+    /// once every listener is bound. Not ready when it exits or stays silent (then it is
+    /// stopped).
+    func startAndWait(_ argv: [String]) throws -> (pid: pid_t, ready: Bool) {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else {
+            Output.error("fwctl up: pipe: \(String(cString: strerror(errno)))")
+            throw Exit.differences.code
+        }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let pid: pid_t
+        do { pid = try spawn(argv, readyFD: fds[1]) } catch { close(fds[0]); close(fds[1]); throw error }
+        close(fds[1])
+        defer { close(fds[0]) }
+        var line: [UInt8] = []
         let deadline = Date().addingTimeInterval(timeout)
-        var waiting = listeners
-        while !waiting.isEmpty {
-            if Self.exited(pid) {
-                try? FileManager.default.removeItem(atPath: pidFile)
-                Output.error("fwctl up: the proxy exited at start-up; the firewall is applied, proxied hosts are unreachable. Its output (\(log)):")
-                Output.error(Self.tail(log))
-                throw Exit.differences.code
+        while Date() < deadline {
+            var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            Output.progress("waiting for the proxy (pid \(pid))")
+            guard poll(&p, 1, 100) >= 0 || errno == EINTR else { break }
+            guard p.revents != 0 else { continue }
+            var buf = [UInt8](repeating: 0, count: 64)
+            let n = read(fds[0], &buf, buf.count)
+            if n <= 0 { break }   // the proxy exited (or closed the pipe) without a word
+            line += buf[0..<n]
+            if line.contains(UInt8(ascii: "\n")) {
+                Output.endProgress()
+                return (pid, String(decoding: line, as: UTF8.self).hasPrefix("ready"))
             }
-            waiting = waiting.filter { !Self.accepts($0) }
-            if waiting.isEmpty { break }
-            if Date() > deadline {
-                Output.error("fwctl up: the proxy (pid \(pid)) does not answer on \(waiting.map(\.description).joined(separator: ", ")) after \(Int(timeout)) s; the firewall is applied, proxied hosts are unreachable")
-                throw Exit.differences.code
-            }
-            Output.progress("waiting for the proxy on \(waiting.map(\.description).joined(separator: ", "))")
-            usleep(20_000)
         }
         Output.endProgress()
-        print("proxy ready (pid \(pid), as \(proxy.user.map { "user \($0)" } ?? "this user")) on \(listeners.map(\.description).joined(separator: ", ")); output in \(log) (\(Self.elapsed(since: started)))")
+        if Self.running(pid) { stop(pid) } else { _ = Self.exited(pid) }
+        return (pid, false)
     }
 
     // MARK: - Fail closed
@@ -152,15 +180,19 @@ struct Up: ParsableCommand {
         return "\(runDirectory)/proxy-netns\(ns)-\(table).pid"
     }
 
-    /// SIGTERM to the proxy a previous `up` started (it drains for up to 5 s), SIGKILL after
-    /// 7 s. Only a process that is an fwctl proxy: a stale pid may belong to anything now.
-    func stopPrevious(_ pidFile: String) {
-        defer { try? FileManager.default.removeItem(atPath: pidFile) }
+    /// The pid of the proxy a previous `up` started, when that process still is an fwctl
+    /// proxy (a stale pid may belong to anything now).
+    static func previousProxy(_ pidFile: String) -> pid_t? {
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { return }
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { return nil }
         let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
         let args = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        guard args.count >= 2, args[0].hasSuffix("fwctl"), args[1] == "proxy" else { return }
+        guard args.count >= 2, args[0].hasSuffix("fwctl"), args[1] == "proxy", running(pid) else { return nil }
+        return pid
+    }
+
+    /// SIGTERM (the proxy stops accepting and drains for up to 5 s), SIGKILL after 7 s.
+    func stop(_ pid: pid_t) {
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(7)
         while Self.running(pid) && Date() < deadline { usleep(5_000) }
@@ -168,12 +200,13 @@ struct Up: ParsableCommand {
             kill(pid, SIGKILL)
             while Self.running(pid) { usleep(5_000) }
         }
+        _ = Self.exited(pid)
         print("stopped the previous proxy (pid \(pid))")
     }
 
     /// In its own session (it outlives this command), stdin from /dev/null, output appended
     /// to `log`.
-    func spawn(_ argv: [String]) throws -> pid_t {
+    func spawn(_ argv: [String], readyFD: Int32) throws -> pid_t {
         try? FileManager.default.createDirectory(atPath: (log as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -181,6 +214,7 @@ struct Up: ParsableCommand {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o640)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_adddup2(&actions, readyFD, 3)   // dup2 clears close-on-exec
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -189,7 +223,12 @@ struct Up: ParsableCommand {
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attr, cArgs, environ)
+        var env = ProcessInfo.processInfo.environment.filter { $0.key != Proxy.readyVariable }
+            .map { "\($0.key)=\($0.value)" } + ["\(Proxy.readyVariable)=3"]
+        let cEnv = env.map { strdup($0) } + [nil]
+        defer { cEnv.forEach { free($0) } }
+        env.removeAll()
+        let rc = posix_spawn(&pid, argv[0], &actions, &attr, cArgs, cEnv)
         guard rc == 0 else {
             Output.error("fwctl up: cannot start \(argv[0]): \(String(cString: strerror(rc))); the firewall is applied, proxied hosts are unreachable")
             throw Exit.differences.code
@@ -230,36 +269,6 @@ struct Up: ParsableCommand {
     static func exited(_ pid: pid_t) -> Bool {
         var status: Int32 = 0
         return waitpid(pid, &status, WNOHANG) == pid
-    }
-
-    /// A TCP connection to `endpoint` succeeds (in this process's network namespace).
-    static func accepts(_ endpoint: SocketEndpoint) -> Bool {
-        let v6 = endpoint.address.family == .ipv6
-        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var storage = sockaddr_storage()
-        let len: socklen_t
-        if v6 {
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_port = endpoint.port.bigEndian
-            let bytes = endpoint.address.bytes
-            withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: bytes) }
-            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin6, as: sockaddr_in6.self) }
-            len = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        } else {
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = endpoint.port.bigEndian
-            let bytes = endpoint.address.bytes
-            withUnsafeMutableBytes(of: &sin.sin_addr) { $0.copyBytes(from: bytes) }
-            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin, as: sockaddr_in.self) }
-            len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        }
-        return withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, len) == 0 }
-        }
     }
 
     static func tail(_ path: String, lines: Int = 10) -> String {
