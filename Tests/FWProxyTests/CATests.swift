@@ -90,6 +90,26 @@ final class CATests: XCTestCase {
         XCTAssertEqual(try stat(caDir).st_uid, 65534)
     }
 
+    /// ca_dir belongs to the proxy user, who could put a symlink where the key was: root's
+    /// init must not follow it and give the target away.
+    func testSymlinkedKeyIsRefusedNotFollowed() throws {
+        guard getuid() == 0 else { throw XCTSkip("chown needs root") }
+        _ = try initCA(owner: (65534, 65534))
+        let victim = dir.appendingPathComponent("victim").path
+        try "root's file\n".write(toFile: victim, atomically: true, encoding: .utf8)
+        chmod(victim, 0o600)
+        let key = try String(contentsOfFile: keyPath, encoding: .utf8)
+        try FileManager.default.moveItem(atPath: keyPath, toPath: keyPath + ".real")
+        try FileManager.default.createSymbolicLink(atPath: keyPath, withDestinationPath: keyPath + ".real")
+        XCTAssertThrowsError(try initCA(owner: (65534, 65534)), "a symlinked key is an error")
+        try FileManager.default.removeItem(atPath: keyPath)
+        try FileManager.default.createSymbolicLink(atPath: keyPath, withDestinationPath: victim)
+        XCTAssertThrowsError(try initCA(owner: (65534, 65534)))
+        XCTAssertEqual(try stat(victim).st_uid, 0, "the symlink's target was not given away")
+        XCTAssertEqual(try stat(victim).st_mode & 0o777, 0o600)
+        XCTAssertFalse(key.isEmpty)
+    }
+
     func testPartialOrMismatchedStateIsAClearError() throws {
         _ = try initCA()
         let key = try bytes(keyPath)

@@ -148,6 +148,13 @@ final class PlainHTTPTests: XCTestCase {
         }
     }
 
+    /// A query right after the authority (no "/") is still the same host, sent as "/?x=1".
+    func testQueryWithoutPath() throws {
+        let a = try curl("http://api.example.test:\(port)?x=1")
+        XCTAssertEqual(a.status, "200", a.headers)
+        XCTAssertEqual(bed.upstreamRequests().last?["path"] as? String, "/?x=1")
+    }
+
     func testPostBodyStreamsToTheUpstream() throws {
         let a = try curl("http://api.example.test:\(port)/upload", extra: ["--data-binary", String(repeating: "y", count: 900)])
         XCTAssertEqual(a.status, "200")

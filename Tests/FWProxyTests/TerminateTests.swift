@@ -140,6 +140,8 @@ final class TerminateTests: XCTestCase {
             ("path", "/admin", "", [], "403", "path"),
             ("host", "/v1/models", "", ["-H", "Host: other.test"], "421", "Host header"),
             ("body", "/v1/messages", "", ["--data-binary", String(repeating: "x", count: 2000)], "413", "max_body_bytes"),
+            // Inside the tunnel a request names a path; it may not ask the upstream to proxy.
+            ("asterisk target", "/v1/models", "", ["--request-target", "*"], "400", "not a path"),
         ]
         for c in cases {
             let r = try curl([c.path], key: c.key, extra: c.extra)

@@ -108,7 +108,7 @@ up=("$FWCTL_COMMAND" "$FWCTL_POLICY")
 if [ -n "$FWCTL_NETNS" ]; then up+=(--netns "$FWCTL_NETNS"); fi
 if [ "$FWCTL_COMMAND" = up ]; then up+=(--log "$FWCTL_LOG"); fi
 if ! as_root "$FWCTL" "${up[@]}" </dev/null; then
-    die "fwctl $FWCTL_COMMAND failed (see the line above); the firewall is closed, not open"
+    die "fwctl $FWCTL_COMMAND failed; the lines above say what failed and what state the firewall is in"
 fi
 
 # 3. The sandbox user's environment. Root runs `fwctl env` (the first run writes the CA

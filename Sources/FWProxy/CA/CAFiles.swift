@@ -81,10 +81,22 @@ enum CAFiles {
         }
     }
 
-    /// Sets mode and owner of an existing file or directory.
+    /// Sets mode and owner of an existing file or directory, through a descriptor opened
+    /// without following a symlink: `ca_dir` belongs to the proxy user, and root must not be
+    /// led (by a symlink put there) to hand some other file to that user.
     static func secure(_ path: String, mode: mode_t, owner: Owner?) throws {
-        guard chmod(path, mode) == 0 else { throw failure(path, "cannot set mode") }
-        if let owner, chown(path, owner.uid, owner.gid) != 0 { throw failure(path, "cannot change owner") }
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            if errno == ELOOP { throw CAError(path, "is a symlink; refusing to change its mode or owner") }
+            throw failure(path, "cannot open")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, [S_IFREG, S_IFDIR].contains(st.st_mode & S_IFMT) else {
+            throw CAError(path, "is not a regular file or directory")
+        }
+        guard fchmod(fd, mode) == 0 else { throw failure(path, "cannot set mode") }
+        if let owner, fchown(fd, owner.uid, owner.gid) != 0 { throw failure(path, "cannot change owner") }
     }
 
     /// A CAError from errno: "cannot read: no such file".

@@ -108,10 +108,13 @@ public final class SecretStore: @unchecked Sendable, CustomStringConvertible, Cu
     public func makeScrubber() -> Scrubber {
         lock.lock()
         if let t = template, t.generation == generation { lock.unlock(); return t.scrubber }
+        let seen = generation
         lock.unlock()
+        // The pairs are read after `seen`: a reload in between makes them newer, never
+        // older, and the template is kept only when no reload came in between.
         let built = Scrubber(pairs: scrubPairs)
         lock.lock()
-        template = (generation, built)
+        if generation == seen { template = (seen, built) }
         lock.unlock()
         return built
     }

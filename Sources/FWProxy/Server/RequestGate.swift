@@ -102,17 +102,26 @@ final class RequestGate: ChannelInboundHandler, RemovableChannelHandler {
         if let r = ProxyRules.checkIdentity(identity, seen: hosts.first, what: "Host header", against: arrival.identitySource, port: port) {
             return .failure(r)
         }
+        // Inside a connection already pinned to one host, a request names a path: CONNECT or
+        // an authority-form target would ask the upstream to act as a proxy for us.
+        if head.method == .CONNECT {
+            return .failure(Refusal(.methodNotAllowed, "CONNECT inside a connection to \(identity) is not allowed"))
+        }
         var uri = head.uri
         // An absolute-form target carries an authority of its own: it must name the identity
         // too, and the upstream gets the origin form.
         if !uri.hasPrefix("/"), let scheme = uri.range(of: "://") {
             let rest = uri[scheme.upperBound...]
-            let slash = rest.firstIndex(of: "/") ?? rest.endIndex
-            if let r = ProxyRules.checkIdentity(identity, seen: String(rest[..<slash]), what: "request target authority",
+            let end = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+            if let r = ProxyRules.checkIdentity(identity, seen: String(rest[..<end]), what: "request target authority",
                                                 against: arrival.identitySource, port: port) {
                 return .failure(r)
             }
-            uri = slash == rest.endIndex ? "/" : String(rest[slash...])
+            uri = end == rest.endIndex ? "/" : (rest[end] == "/" ? String(rest[end...]) : "/" + rest[end...])
+        }
+        guard uri.hasPrefix("/") || (uri == "*" && head.method == .OPTIONS) else {
+            return .failure(Refusal(kind: .pathNotAllowed, status: 400,
+                                    reason: "request target \(Refusal.quote(uri)) is not a path (\"/...\")"))
         }
         if let r = rules.checkRequest(method: head.method.rawValue, path: uri, entry: entry) { return .failure(r) }
         if let length = head.headers["content-length"].first, let n = Int(length), n > maxBodyBytes {

@@ -242,13 +242,17 @@ struct Up: ParsableCommand {
         guard let path = proxy.accessLog, let owner else { return }
         let dir = (path as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: path) {
-            _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o640])
-        }
-        guard chown(path, owner.uid, owner.gid) == 0 else {
-            Output.error("fwctl up: cannot give \(path) to the proxy user: \(String(cString: strerror(errno)))")
+        // Opened without following a symlink, checked to be a plain file, changed through
+        // the descriptor: a symlink put in its place cannot make root give away another file.
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0o640)
+        var st = stat()
+        guard fd >= 0, fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, fchown(fd, owner.uid, owner.gid) == 0 else {
+            let why = fd < 0 && errno == ELOOP ? "it is a symlink" : String(cString: strerror(errno))
+            if fd >= 0 { close(fd) }
+            Output.error("fwctl up: cannot give the access log \(path) to the proxy user: \(why)")
             throw Exit.differences.code
         }
+        close(fd)
     }
 
     static func executable() -> String {
