@@ -16,6 +16,8 @@ struct Proxy: ParsableCommand {
     @Argument(help: "The policy file (TOML).") var policy: String
     @Option(help: "Run in this network namespace: a name under /run/netns or a path such as /proc/PID/ns/net.")
     var netns: String?
+    @Flag(help: "Also log every request that is let through (refusals are always logged).")
+    var verbose = false
 
     func run() throws {
         if let netns {
@@ -42,7 +44,7 @@ struct Proxy: ParsableCommand {
         }
         let servers = try Pipeline.dnsServers(loaded)
         var logger = Logger(label: "fwctl.proxy")
-        logger.logLevel = .info
+        logger.logLevel = verbose ? .debug : .info
         let server: ProxyServer
         let bound: SocketEndpoint
         do {
