@@ -1,3 +1,5 @@
+import NIOCore
+
 /// How a client connection reached the proxy: the access log's `mode`, what fixed the
 /// connection's identity (named in refusal reasons), and, for a connection the firewall
 /// redirected, where the client was really going (logged, never used for a decision).
@@ -22,4 +24,21 @@ struct Arrival: Sendable {
     static func transparent(identitySource: String, originalDestination: String?) -> Arrival {
         Arrival(mode: "transparent", identitySource: identitySource, originalDestination: originalDestination)
     }
+}
+
+extension AccessLog.Entry {
+    /// The one way handlers build a log line: mode and original destination from the
+    /// arrival, the duration from `started`.
+    init(client: String, _ arrival: Arrival, host: String, port: UInt16, method: String?, path: String?, status: Int,
+         bytesUp: Int = 0, bytesDown: Int = 0, since started: NIODeadline, reason: String?) {
+        self.init(client: client, mode: arrival.mode, host: host, port: Int(port), method: method, path: path, status: status,
+                  bytesUp: bytesUp, bytesDown: bytesDown, durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000),
+                  reason: reason, original: arrival.originalDestination)
+    }
+}
+
+extension ChannelHandlerContext {
+    /// The client's address for the log, as the channel cached it at accept
+    /// (`context.remoteAddress` asks the kernel again, one getpeername per call).
+    var client: String { channel.remoteAddress?.description ?? "-" }
 }

@@ -118,7 +118,7 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
                                                termination: termination, started: started)
                 handOver(to: handler, upstream: upstream, context: context)
             case .failure(let error):
-                refuse(UpstreamDialer.refusal(for: error, host: host, port: port), host: host, port: port, context: context, mode: "mitm")
+                refuse(UpstreamDialer.refusal(for: error, host: host, port: port), host: host, port: port, context: context, arrival: .mitm)
             }
         }
     }
@@ -138,11 +138,10 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
     }
 
-    private func refuse(_ r: Refusal, host: String, port: UInt16, context: ChannelHandlerContext, mode: String = "splice") {
+    private func refuse(_ r: Refusal, host: String, port: UInt16, context: ChannelHandlerContext, arrival: Arrival = .splice) {
         state = .done
-        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: mode, host: host, port: Int(port),
-                                  method: "CONNECT", path: nil, status: r.status, bytesUp: 0, bytesDown: 0,
-                                  durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason))
+        services.log.record(.init(client: context.client, arrival, host: host, port: port, method: "CONNECT", path: nil,
+                                  status: r.status, since: started, reason: r.reason))
         ResponseWriter.refuse(r, context: context, wrap: wrapOutboundOut)
     }
 

@@ -79,10 +79,8 @@ final class DeferredUpstream: ChannelInboundHandler, RemovableChannelHandler {
 
     private func refuse(_ r: Refusal, head: HTTPRequestHead, started: NIODeadline, context: ChannelHandlerContext) {
         state = .refused
-        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: arrival.mode, host: host, port: Int(port),
-                                  method: head.method.rawValue, path: PathGlob.pathPart(of: head.uri), status: r.status,
-                                  bytesUp: 0, bytesDown: 0, durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000),
-                                  reason: r.reason, original: arrival.originalDestination))
+        services.log.record(.init(client: context.client, arrival, host: host, port: port, method: head.method.rawValue,
+                                  path: PathGlob.pathPart(of: head.uri), status: r.status, since: started, reason: r.reason))
         ResponseWriter.refuse(r, context: context, wrap: wrapOutboundOut)
         context.channel.setOption(.autoRead, value: true).whenFailure { _ in }
     }

@@ -116,9 +116,8 @@ final class EndpointListener: @unchecked Sendable {
     }
 
     fileprivate func record(_ r: Refusal, method: String, path: String, context: ChannelHandlerContext, started: NIODeadline) {
-        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: "endpoint", host: host, port: Int(port),
-                                  method: method, path: PathGlob.pathPart(of: path), status: r.status, bytesUp: 0, bytesDown: 0,
-                                  durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason))
+        services.log.record(.init(client: context.client, .endpoint, host: host, port: port, method: method,
+                                  path: PathGlob.pathPart(of: path), status: r.status, since: started, reason: r.reason))
     }
 }
 

@@ -183,10 +183,8 @@ final class PlainHTTPFront: ChannelInboundHandler, RemovableChannelHandler {
 
     private func refuse(_ r: Refusal, head: HTTPRequestHead?, host: String, port: UInt16, context: ChannelHandlerContext) {
         state = .refused
-        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: arrival.mode, host: host, port: Int(port),
-                                  method: head?.method.rawValue, path: head.map { PathGlob.pathPart(of: $0.uri) },
-                                  status: r.status, bytesUp: 0, bytesDown: 0, durationMs: 0, reason: r.reason,
-                                  original: arrival.originalDestination))
+        services.log.record(.init(client: context.client, arrival, host: host, port: port, method: head?.method.rawValue,
+                                  path: head.map { PathGlob.pathPart(of: $0.uri) }, status: r.status, since: .now(), reason: r.reason))
         ResponseWriter.refuse(r, context: context, wrap: wrapOutboundOut)
     }
 }

@@ -140,9 +140,8 @@ final class RequestGate: ChannelInboundHandler, RemovableChannelHandler {
 
     private func refuse(_ r: Refusal, method: String, path: String, context: ChannelHandlerContext) {
         state = .refused
-        log.record(.init(client: context.remoteAddress?.description ?? "-", mode: arrival.mode, host: identity, port: Int(port),
-                         method: method, path: PathGlob.pathPart(of: path), status: r.status, bytesUp: 0, bytesDown: 0,
-                         durationMs: Int((NIODeadline.now() - requestStarted).nanoseconds / 1_000_000), reason: r.reason, original: arrival.originalDestination))
+        log.record(.init(client: context.client, arrival, host: identity, port: port, method: method,
+                         path: PathGlob.pathPart(of: path), status: r.status, since: requestStarted, reason: r.reason))
         ResponseWriter.refuse(r, context: context, wrap: wrapOutboundOut)
     }
 }

@@ -97,10 +97,8 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func close(_ r: Refusal, context: ChannelHandlerContext) {
         guard state != .closed else { return }
         state = .closed
-        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: arrival.mode, host: identity, port: Int(port),
-                                  method: "CONNECT", path: nil, status: r.status, bytesUp: pin.bufferedCount, bytesDown: 0,
-                                  durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason,
-                                  original: arrival.originalDestination))
+        services.log.record(.init(client: context.client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
+                                  status: r.status, bytesUp: pin.bufferedCount, since: started, reason: r.reason))
         _ = pin.take()
         context.close(promise: nil)
         upstream.close(promise: nil)

@@ -159,11 +159,8 @@ final class TransparentHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func close(_ r: Refusal, host: String, port: UInt16, context: ChannelHandlerContext) {
         guard state != .closed else { return }
         state = .closed
-        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: "transparent", host: host,
-                                  port: Int(port), method: nil, path: nil, status: r.status,
-                                  bytesUp: buffered?.readableBytes ?? 0, bytesDown: 0,
-                                  durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason,
-                                  original: original?.description))
+        services.log.record(.init(client: context.client, arrival("TLS SNI"), host: host, port: port, method: nil, path: nil,
+                                  status: r.status, bytesUp: buffered?.readableBytes ?? 0, since: started, reason: r.reason))
         buffered = nil
         context.close(promise: nil)
     }

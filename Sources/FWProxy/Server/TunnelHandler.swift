@@ -47,13 +47,11 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func glue(context: ChannelHandlerContext) {
         state = .glued
         let (clientGlue, upstreamGlue) = GlueHandler.matched()
-        let client = context.remoteAddress?.description ?? "-"
+        let client = context.client
         let started = self.started, log = services.log, host = identity, port = self.port, arrival = self.arrival
         clientGlue.onClose = { up in
-            log.record(.init(client: client, mode: arrival.mode, host: host, port: Int(port), method: "CONNECT", path: nil,
-                             status: 200, bytesUp: up, bytesDown: upstreamGlue.bytesIn,
-                             durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: nil,
-                             original: arrival.originalDestination))
+            log.record(.init(client: client, arrival, host: host, port: port, method: "CONNECT", path: nil, status: 200,
+                             bytesUp: up, bytesDown: upstreamGlue.bytesIn, since: started, reason: nil))
         }
         let hello = pin.take()
         let upstream = self.upstream
@@ -76,10 +74,8 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func close(_ r: Refusal, context: ChannelHandlerContext) {
         guard state != .closed else { return }
         state = .closed
-        services.log.record(.init(client: context.remoteAddress?.description ?? "-", mode: arrival.mode, host: identity, port: Int(port),
-                                  method: "CONNECT", path: nil, status: r.status, bytesUp: pin.bufferedCount, bytesDown: 0,
-                                  durationMs: Int((NIODeadline.now() - started).nanoseconds / 1_000_000), reason: r.reason,
-                                  original: arrival.originalDestination))
+        services.log.record(.init(client: context.client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
+                                  status: r.status, bytesUp: pin.bufferedCount, since: started, reason: r.reason))
         _ = pin.take()
         context.close(promise: nil)
         upstream.close(promise: nil)

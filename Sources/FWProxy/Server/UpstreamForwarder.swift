@@ -198,10 +198,9 @@ final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func record(_ x: Exchange, status: Int? = nil, reason: String?) {
-        services.log.record(.init(client: context?.remoteAddress?.description ?? "-", mode: arrival.mode, host: identity, port: Int(port),
-                                  method: x.method, path: x.path, status: status ?? x.status, bytesUp: x.bytesUp,
-                                  bytesDown: x.bytesDown, durationMs: Int((NIODeadline.now() - x.started).nanoseconds / 1_000_000),
-                                  reason: reason, original: arrival.originalDestination))
+        services.log.record(.init(client: context?.client ?? "-", arrival, host: identity, port: port, method: x.method, path: x.path,
+                                  status: status ?? x.status, bytesUp: x.bytesUp, bytesDown: x.bytesDown, since: x.started,
+                                  reason: reason))
     }
 }
 
