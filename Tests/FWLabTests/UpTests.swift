@@ -95,7 +95,7 @@ final class UpTests: LabTestCase {
     @discardableResult
     func up(_ policy: String = "policy.toml", file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
         let r = try fwctl("up", work(policy), "--log", work("proxy.log"))
-        XCTAssertEqual(r.status, 0, "fwctl up: \(r.stdout)\(r.stderr)\n\(Up.tail(work("proxy.log")))", file: file, line: line)
+        XCTAssertEqual(r.status, 0, "fwctl up: \(r.stdout)\(r.stderr)\n\(tail(work("proxy.log")))", file: file, line: line)
         return r
     }
 
@@ -121,7 +121,7 @@ final class UpTests: LabTestCase {
     }
 
     func receivedRealKey() -> Bool {
-        let last = ProxyTestbedLines.jsonLines(work("requests.jsonl")).last?["headers"] as? [String: String] ?? [:]
+        let last = jsonLines(work("requests.jsonl")).last?["headers"] as? [String: String] ?? [:]
         return last.first { $0.key.lowercased() == "x-api-key" }?.value == secret
     }
 
@@ -138,7 +138,7 @@ final class UpTests: LabTestCase {
         // Explicit (HTTPS_PROXY) and transparent (no proxy settings at all), IPv4 and IPv6.
         for (what, extra) in [("explicit", ["--proxy", "http://127.0.0.1:3128"]), ("transparent v4", ["-4"]), ("transparent v6", ["-6"])] {
             let c = try curl(key + extra + ["https://anthropic.lab.test/echo"])
-            XCTAssertEqual(c.code, "200", "\(what): \(c.text)\n\(Up.tail(work("log/access.jsonl")))")
+            XCTAssertEqual(c.code, "200", "\(what): \(c.text)\n\(tail(work("log/access.jsonl")))")
             XCTAssertTrue(c.text.contains("key=\(placeholder)"), "\(what): the echo comes back with the placeholder: \(c.text)")
             XCTAssertFalse(c.text.contains("<SECRET>"), "\(what): the real key reached the sandbox user")
             XCTAssertTrue(receivedRealKey(), "\(what): the upstream did not receive the real key")
@@ -167,7 +167,7 @@ final class UpTests: LabTestCase {
         }
         let log = (try? String(contentsOfFile: work("log/access.jsonl"), encoding: .utf8)) ?? ""
         XCTAssertFalse(log.contains(secret), "no secret in the access log")
-        XCTAssertFalse(Up.tail(work("proxy.log"), lines: 1000).contains(secret), "no secret in the proxy's output")
+        XCTAssertFalse(tail(work("proxy.log"), lines: 1000).contains(secret), "no secret in the proxy's output")
     }
 
     func testSecondUpReplacesTheFirst() throws {
@@ -271,21 +271,5 @@ final class UpTests: LabTestCase {
         // A good policy afterwards replaces the lockdown.
         try up()
         XCTAssertEqual(try lab.tcp("ssh.lab.test", 22).outcome, .connected)
-    }
-}
-
-/// JSON lines, as the proxy tests read them (those helpers live in FWProxyTests).
-enum ProxyTestbedLines {
-    static func jsonLines(_ file: String) -> [[String: Any]] {
-        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
-}
-
-/// The last lines of a file (for failure messages).
-enum Up {
-    static func tail(_ path: String, lines: Int = 20) -> String {
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 }

@@ -25,7 +25,7 @@ final class ProxyTestbed {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("fwctl-proxy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         do {
-            try Self.makeUpstreamCertificates(in: dir, names: certifiedNames)
+            try TestCertificates.makeUpstream(in: dir, names: certifiedNames)
             dns = try DNSServer(hosts: names.map { .init($0, ipv4: $0.hasPrefix("rebind.") ? "169.254.169.254" : "127.0.0.1", ttl: 60) })
             upstreamPort = LoopbackPort.unused()
             plainPort = plainHTTP ? LoopbackPort.unused() : nil
@@ -72,10 +72,10 @@ final class ProxyTestbed {
     }
 
     /// The access log, one dictionary per line.
-    func logLines() -> [[String: Any]] { Self.jsonLines(accessLog) }
+    func logLines() -> [[String: Any]] { jsonLines(accessLog) }
 
     /// What the upstream received, one dictionary (path, headers) per request.
-    func upstreamRequests() -> [[String: Any]] { Self.jsonLines(path("requests.jsonl")) }
+    func upstreamRequests() -> [[String: Any]] { jsonLines(path("requests.jsonl")) }
 
     /// The newest access-log line with `status`, waiting briefly: a line is written when
     /// its request or tunnel ends, which can trail the client's exit.
@@ -96,21 +96,11 @@ final class ProxyTestbed {
         return nil
     }
 
-    static func jsonLines(_ file: String) -> [[String: Any]] {
-        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
-
     func stop() {
         proxy?.stop()
         upstream.stop()
         dns.stop()
         try? FileManager.default.removeItem(at: dir)
-    }
-
-    /// A test CA (ca.pem) and an upstream certificate signed by it for `names`.
-    static func makeUpstreamCertificates(in dir: URL, names: [String]) throws {
-        try TestCertificates.makeUpstream(in: dir, names: names)
     }
 
     static func waitForTCP(_ port: UInt16, _ server: Daemon) throws {

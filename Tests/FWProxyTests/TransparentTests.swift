@@ -42,7 +42,7 @@ final class TransparentTests: XCTestCase {
             """)
         guard rules.status == 0 else { throw DaemonError("nft: \(rules.stderr)") }
 
-        try ProxyTestbed.makeUpstreamCertificates(in: dir, names: ["api.test", "mitm.test", "evil.test"])
+        try TestCertificates.makeUpstream(in: dir, names: ["api.test", "mitm.test", "evil.test"])
         try secret.write(toFile: path("key"), atomically: true, encoding: .utf8)
         // The proxy drops to proxy.user (nobody): its secret and access log are that user's.
         FileManager.default.createFile(atPath: path("access.jsonl"), contents: nil)
@@ -129,7 +129,7 @@ final class TransparentTests: XCTestCase {
                       stderr: r.stderr.replacingOccurrences(of: secret, with: "<SECRET>"))
     }
 
-    func logLines() -> [[String: Any]] { ProxyTestbed.jsonLines(path("access.jsonl")) }
+    func logLines() -> [[String: Any]] { jsonLines(path("access.jsonl")) }
 
     /// The newest access-log line for `host`, waiting briefly (a tunnel is logged when it closes).
     func lastLine(host: String, status: Int) -> [String: Any]? {
@@ -158,14 +158,14 @@ final class TransparentTests: XCTestCase {
 
     /// The SNI names a host the policy does not allow: closed before a byte goes anywhere.
     func testUnknownSNIIsClosed() throws {
-        let before = ProxyTestbed.jsonLines(path("requests.jsonl")).count
+        let before = jsonLines(path("requests.jsonl")).count
         let a = try curl("https://evil.test/", resolve: "evil.test:443:\(Self.redirected)", extra: ["--cacert", path("ca.pem")])
         XCTAssertNotEqual(a.exit, 0)
         let line = try XCTUnwrap(lastLine(host: "evil.test", status: 403), "\(logLines())")
         XCTAssertEqual(line["mode"] as? String, "transparent")
         XCTAssertEqual(line["original_dst"] as? String, "\(Self.redirected):443")
         XCTAssertTrue((line["reason"] as? String ?? "").contains("not allowed"), "\(line)")
-        XCTAssertEqual(ProxyTestbed.jsonLines(path("requests.jsonl")).count, before)
+        XCTAssertEqual(jsonLines(path("requests.jsonl")).count, before)
     }
 
     /// A terminated entry: the client trusts fwctl's CA, sends the placeholder, and the
@@ -177,7 +177,7 @@ final class TransparentTests: XCTestCase {
         XCTAssertEqual(a.exit, 0, a.stderr)
         XCTAssertEqual(a.status, "200")
         XCTAssertEqual(a.body, "key=\(placeholder)\n", "the upstream's echo of the key reaches the client scrubbed")
-        let seen = try XCTUnwrap(ProxyTestbed.jsonLines(path("requests.jsonl")).last?["headers"] as? [String: String])
+        let seen = try XCTUnwrap(jsonLines(path("requests.jsonl")).last?["headers"] as? [String: String])
         XCTAssertTrue(seen["X-Api-Key"] == secret || seen["x-api-key"] == secret, "the upstream did not receive the real key")
         let ok = try XCTUnwrap(lastLine(host: "mitm.test", status: 200))
         XCTAssertEqual(ok["mode"] as? String, "transparent")

@@ -149,3 +149,16 @@ public func assertGolden(_ actual: String, _ golden: URL, file: StaticString = #
         XCTFail("\(golden.lastPathComponent) differs; see \(actualURL.path) (diff -u \(golden.path) \(actualURL.path))", file: file, line: line)
     }
 }
+
+/// A JSON-lines file (an access log, an upstream's request record), one dictionary per
+/// line; a missing file or an unparsable line gives nothing.
+public func jsonLines(_ file: String) -> [[String: Any]] {
+    let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+    return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+}
+
+/// The last `lines` lines of a file, for failure messages.
+public func tail(_ file: String, lines: Int = 20) -> String {
+    let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+    return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+}
