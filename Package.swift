@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "FWRender", targets: ["FWRender"]),
         .library(name: "FWNetlink", targets: ["FWNetlink"]),
         .library(name: "FWProxy", targets: ["FWProxy"]),
+        .library(name: "FWWatch", targets: ["FWWatch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -57,12 +58,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: v5),
 
+        // `fwctl watch`: the names sets kept true to DNS, and the DNS filter. Runs as root
+        // (netlink, the socket mark): it never imports FWProxy.
+        .target(name: "FWWatch", dependencies: [
+            "FWPolicy", "FWResolve", "FWRuleset", "FWNetlink",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ], swiftSettings: v5),
+
         // The commit a packaged binary was built from (scripts/package sets it).
         .target(name: "FWBuildInfo"),
 
         // The thin command line.
         .executableTarget(name: "fwctl", dependencies: [
-            "FWPolicy", "FWResolve", "FWRuleset", "FWRender", "FWNetlink", "FWProxy", "FWBuildInfo",
+            "FWPolicy", "FWResolve", "FWRuleset", "FWRender", "FWNetlink", "FWProxy", "FWWatch", "FWBuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: v5),
 
@@ -78,6 +88,8 @@ let package = Package(
         .testTarget(name: "FWRulesetTests", dependencies: ["FWRuleset", "FWRender", "FWTestSupport"],
                     exclude: ["Golden", "Fixtures"], swiftSettings: v5),
         .testTarget(name: "FWNetlinkTests", dependencies: ["FWNetlink", "FWRender", "FWRuleset", "FWPolicy", "FWTestSupport"],
+                    swiftSettings: v5),
+        .testTarget(name: "FWWatchTests", dependencies: ["FWWatch", "FWPolicy", "FWResolve", "FWRuleset", "FWTestSupport"],
                     swiftSettings: v5),
         .testTarget(name: "CLITests", dependencies: ["FWTestSupport"], swiftSettings: v5),
         .testTarget(name: "FWProxyTests", dependencies: [

@@ -47,12 +47,17 @@ public struct IptablesRenderer: Sendable {
         let name = Self.ipsetName(s.name, table: table)
         var out = ""
         if !s.hosts.isEmpty { out += "# hosts: \(s.hosts.joined(separator: ", "))\n" }
-        out += "create \(name) hash:net family \(s.keyType == .ipv4Addr ? "inet" : "inet6")\n"
+        // An interval set holds prefixes; any other single addresses. `timeout 0`: entries
+        // may carry a timeout (`fwctl watch`), and stay for good without one.
+        let type = s.flags.contains(.interval) ? "hash:net" : "hash:ip"
+        let timeout = s.flags.contains(.timeout) ? " timeout 0" : ""
+        out += "create \(name) \(type) family \(s.keyType == .ipv4Addr ? "inet" : "inet6")\(timeout)\n"
         for e in s.elements { out += "add \(name) \(e)\n" }
         return out
     }
 
-    /// The filter table, then the nat table when the ruleset has nat chains (transparent mode).
+    /// The filter table, then the nat table when the ruleset has nat chains (transparent
+    /// mode, the DNS filter).
     func restore(_ t: Table, family: AddressFamily) -> String {
         let nat = t.chains.filter { $0.base?.type == .nat }
         let filter = t.chains.filter { $0.base?.type != .nat }
@@ -61,6 +66,10 @@ public struct IptablesRenderer: Sendable {
         return out
     }
 
+    /// Each base chain is hooked by `-I`, so on a shared hook the last chain is jumped to
+    /// first. In nat that puts dns_filter before transparent, as it must be: unlike nft's
+    /// separate base chains, an ACCEPT in the first jumped chain (transparent's exemptions)
+    /// would end the hook's traversal before the DNS redirect.
     func section(_ name: String, _ chains: [Chain], table: String, family: AddressFamily) -> String {
         let t = Table(name: table, chains: chains)
         var out = "*\(name)\n"
@@ -151,6 +160,8 @@ public struct IptablesRenderer: Sendable {
             case .uid(let n): return ["-m owner --uid-owner \(n)"]
             case .name(let n): return ["-m owner --uid-owner \(n)"]
             }
+        case .mark(let m):
+            return ["-m mark --mark " + String(format: "0x%x", m)]
         case .opaque(let text):
             return ["-m comment --comment \"not an fwctl expression: \(text)\""]
         }

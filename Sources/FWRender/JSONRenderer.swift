@@ -82,6 +82,8 @@ public struct JSONRenderer: Sendable {
             return .object([("kind", .string("skuid")), ("uid", .int(Int64(u)))])
         case .socketUser(.name(let n)):
             return .object([("kind", .string("skuid")), ("user", .string(n))])
+        case .mark(let m):
+            return .object([("kind", .string("mark")), ("value", .int(Int64(m)))])
         case .opaque(let text):
             return .object([("kind", .string("opaque")), ("value", .string(text))])
         }

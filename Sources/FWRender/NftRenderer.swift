@@ -114,6 +114,8 @@ public struct NftRenderer: Sendable {
             return "icmpv6 type \(braced(types.map(\.rawValue)))"
         case .socketUser(let u):
             return "meta skuid \(u)"
+        case .mark(let m):
+            return "meta mark " + String(format: "0x%08x", m)
         case .opaque(let text):
             // Not nft syntax on purpose: fed back to `nft -f`, the rule is refused instead
             // of loading without the part fwctl could not read.

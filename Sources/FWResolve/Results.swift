@@ -12,12 +12,18 @@ public struct ResolverOptions: Sendable {
     public var attempts: Int
     /// At most this many names in flight at once (each with its A and AAAA query).
     public var parallelism: Int
+    /// SO_MARK for every socket, so the DNS filter's nftables redirect lets fwctl's own
+    /// queries through to the real servers; nil leaves sockets unmarked. Setting a mark
+    /// needs CAP_NET_ADMIN: without it (EPERM) the sockets go unmarked.
+    public var mark: UInt32?
 
-    public init(servers: [SocketEndpoint], timeoutMs: Int = 2000, attempts: Int = 2, parallelism: Int = 64) {
+    public init(servers: [SocketEndpoint], timeoutMs: Int = 2000, attempts: Int = 2, parallelism: Int = 64,
+                mark: UInt32? = nil) {
         self.servers = servers
         self.timeoutMs = timeoutMs
         self.attempts = attempts
         self.parallelism = parallelism
+        self.mark = mark
     }
 }
 

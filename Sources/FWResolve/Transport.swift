@@ -7,6 +7,7 @@ import Glibc
 /// explicit timeouts. One instance belongs to one worker thread: it keeps one
 /// connected UDP socket per server, so the kernel drops datagrams from anyone else
 /// and reports a closed port (ICMP unreachable) at once instead of after a timeout.
+/// Every socket carries `options.mark` (SO_MARK) when one is set.
 final class Transport {
     /// What a query finally got: an answer to use (NOERROR or NXDOMAIN) or why not.
     enum Reply: Equatable {
@@ -18,6 +19,7 @@ final class Transport {
     private let addresses: [SocketAddress]
     private let timeoutMs: Int
     private let attempts: Int
+    private let mark: UInt32?
     private var sockets: [Int32?]
     /// Reused for every datagram: large enough for any UDP answer.
     private var buffer = [UInt8](repeating: 0, count: 65535)
@@ -27,6 +29,7 @@ final class Transport {
         addresses = options.servers.map(SocketAddress.init)
         timeoutMs = max(1, options.timeoutMs)
         attempts = max(1, options.attempts)
+        mark = options.mark
         sockets = Array(repeating: nil, count: servers.count)
     }
 
@@ -86,6 +89,14 @@ final class Transport {
         static func socket(_ operation: String, _ code: Int32) -> ServerFailure {
             code == ECONNREFUSED ? .broken("port unreachable (connection refused)")
                 : .broken("\(operation): \(String(cString: strerror(code)))")
+        }
+
+        init(_ failure: SocketFailure) {
+            switch failure {
+            case .timeout: self = .timeout
+            case .closedByPeer: self = .broken("TCP connection closed by the server")
+            case .system(let operation, let code): self = .socket(operation, code)
+            }
         }
     }
 
@@ -149,36 +160,18 @@ final class Transport {
 
     private func udpSocket(_ server: Int) -> Result<Int32, ServerFailure> {
         if let fd = sockets[server] { return .success(fd) }
-        let fd = socket(addresses[server].family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return .failure(.socket("socket", errno)) }
-        guard addresses[server].connectSocket(fd) == 0 else {
-            let failure = ServerFailure.socket("connect", errno)
-            close(fd)
-            return .failure(failure)
-        }
-        sockets[server] = fd
-        return .success(fd)
+        return connectedUDPSocket(to: addresses[server], mark: mark).map { fd in
+            sockets[server] = fd
+            return fd
+        }.mapError(ServerFailure.init)
     }
 
     // MARK: - TCP, for truncated answers
 
     /// The same question over a fresh TCP connection, with its own timeoutMs.
     private func overTCP(_ server: Int, _ query: DNSQuery) -> ServerOutcome {
-        let deadline = Deadline(ms: timeoutMs)
-        let fd = socket(addresses[server].family,
-                        Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return .failed(.socket("TCP socket", errno)) }
-        defer { close(fd) }
-        let length = UInt16(query.wire.count)
-        let message = [UInt8(length >> 8), UInt8(length & 0xff)] + query.wire
-        if let failure = tcpConnect(fd, server, deadline) ?? tcpWrite(fd, message, deadline) {
-            return .failed(failure)
-        }
-        let reply = tcpRead(fd, 2, deadline).flatMap { header in
-            tcpRead(fd, Int(header[0]) << 8 | Int(header[1]), deadline)
-        }
-        switch reply {
-        case .failure(let failure): return .failed(failure)
+        switch tcpExchange(query.wire, with: addresses[server], mark: mark, until: Deadline(ms: timeoutMs)) {
+        case .failure(let failure): return .failed(ServerFailure(failure))
         case .success(let bytes):
             switch query.match(bytes) {
             case .response(let response): return ServerOutcome(response)
@@ -186,41 +179,6 @@ final class Transport {
             case .truncated, .malformed: return .failed(.broken("malformed answer over TCP"))
             }
         }
-    }
-
-    private func tcpConnect(_ fd: Int32, _ server: Int, _ deadline: Deadline) -> ServerFailure? {
-        if addresses[server].connectSocket(fd) != 0 && errno != EINPROGRESS {
-            return .socket("TCP connect", errno)
-        }
-        guard waitFor(POLLOUT, on: fd, until: deadline) else { return .timeout }
-        var code: Int32 = 0
-        var size = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &size)
-        return code == 0 ? nil : .socket("TCP connect", code)
-    }
-
-    private func tcpWrite(_ fd: Int32, _ bytes: [UInt8], _ deadline: Deadline) -> ServerFailure? {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n > 0 { sent += n; continue }
-            guard n < 0, errno == EAGAIN || errno == EINTR else { return .socket("TCP send", errno) }
-            guard waitFor(POLLOUT, on: fd, until: deadline) else { return .timeout }
-        }
-        return nil
-    }
-
-    private func tcpRead(_ fd: Int32, _ count: Int, _ deadline: Deadline) -> Result<[UInt8], ServerFailure> {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var got = 0
-        while got < count {
-            let n = bytes[got...].withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n > 0 { got += n; continue }
-            if n == 0 { return .failure(.broken("TCP connection closed by the server")) }
-            guard errno == EAGAIN || errno == EINTR else { return .failure(.socket("TCP receive", errno)) }
-            guard waitFor(POLLIN, on: fd, until: deadline) else { return .failure(.timeout) }
-        }
-        return .success(bytes)
     }
 
     // MARK: - Reporting

@@ -97,22 +97,29 @@ extension DNSQuery {
         guard status == LDNS_STATUS_OK, let pkt = parsed else { return .malformed }
         defer { ldns_pkt_free(pkt) }
         guard asksThisQuestion(ldns_pkt_question(pkt)) else { return .notOurs }
-        return .response(DNSResponse(rcode: UInt8(ldns_pkt_get_rcode(pkt).rawValue),
-                                     records: Self.records(ldns_pkt_answer(pkt))))
+        return .response(DNSResponse(pkt))
     }
 
     private func asksThisQuestion(_ question: UnsafeMutablePointer<ldns_rr_list>?) -> Bool {
         guard let question, ldns_rr_list_rr_count(question) == 1,
               let rr = ldns_rr_list_rr(question, 0) else { return false }
         return ldns_rr_get_type(rr) == type.ldnsType && ldns_rr_get_class(rr) == LDNS_RR_CLASS_IN
-            && Self.string(ldns_rr_owner(rr)) == name
+            && DNSResponse.domainName(ldns_rr_owner(rr)) == name
+    }
+}
+
+extension DNSResponse {
+    /// The rcode and answer records of a packet ldns parsed; nothing else is read.
+    init(_ pkt: UnsafeMutablePointer<ldns_pkt>) {
+        self.init(rcode: UInt8(truncatingIfNeeded: ldns_pkt_get_rcode(pkt).rawValue),
+                  records: Self.records(ldns_pkt_answer(pkt)))
     }
 
     private static func records(_ list: UnsafeMutablePointer<ldns_rr_list>?) -> [AnswerRecord] {
         guard let list else { return [] }
         return (0..<ldns_rr_list_rr_count(list)).compactMap { i in
             guard let rr = ldns_rr_list_rr(list, i), ldns_rr_get_class(rr) == LDNS_RR_CLASS_IN,
-                  let owner = string(ldns_rr_owner(rr)), let data = recordData(rr) else { return nil }
+                  let owner = domainName(ldns_rr_owner(rr)), let data = recordData(rr) else { return nil }
             return AnswerRecord(owner: owner, ttl: ldns_rr_ttl(rr), data: data)
         }
     }
@@ -124,14 +131,17 @@ extension DNSQuery {
             let bytes = Array(UnsafeBufferPointer(start: ldns_rdf_data(rdf), count: ldns_rdf_size(rdf)))
             return IPAddress(bytes: bytes).map { .address($0) }
         case LDNS_RR_TYPE_CNAME:
-            return string(rdf).map { .cname($0) }
+            return domainName(rdf).map { .cname($0) }
         default:
             return nil
         }
     }
 
-    /// A domain name as fwctl writes it: lower case, no trailing dot.
-    private static func string(_ rdf: UnsafeMutablePointer<ldns_rdf>?) -> String? {
+    /// A domain name as fwctl writes it: lower case, no trailing dot, "" for the root.
+    /// ldns escapes every byte outside printable ASCII (\DDD) and the dot, backslash,
+    /// semicolon and parentheses inside a label (\.), so the text is ASCII and two names
+    /// are equal exactly when their labels are, without regard to ASCII case.
+    static func domainName(_ rdf: UnsafeMutablePointer<ldns_rdf>?) -> String? {
         guard let rdf, let text = ldns_rdf2str(rdf) else { return nil }
         defer { free(text) }
         return DNSName.normalize(String(cString: text))

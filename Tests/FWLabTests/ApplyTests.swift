@@ -125,7 +125,7 @@ final class ApplyTests: LabTestCase {
         let sets = (json["sets"] as? [[String: Any]] ?? []).reduce(into: [String: Int]()) {
             $0[$1["name"] as? String ?? ""] = $1["elements"] as? Int
         }
-        XCTAssertEqual(sets, ["allow4_tcp_443": 2, "allow6_tcp_443": 1, "allow4_tcp_22": 1, "allow6_tcp_22": 0],
+        XCTAssertEqual(sets, ["names4_tcp_443": 2, "names6_tcp_443": 1, "names4_tcp_22": 1, "names6_tcp_22": 0],
                        status.stdout)
     }
 

@@ -11,6 +11,8 @@ struct LabPolicy {
     var hostNetwork = false
     var icmp = "essential"
     var servers = [Lab.Address.resolver]
+    /// More `[dns]` lines (TOML), e.g. "min_ttl = 1".
+    var dnsExtra = ""
     var allows = [
         #"host = "api.lab.test""#,
         #"host = "www.lab.test""#,
@@ -41,7 +43,7 @@ struct LabPolicy {
             servers = [\(quoted)]
             timeout_ms = 1000
             attempts = 2
-
+            \(dnsExtra)
             """ + allows.map { "\n[[allow]]\n\($0)\n" }.joined()
     }
 }

@@ -49,10 +49,11 @@ final class UpTests: LabTestCase {
     override func tearDown() {
         upstream?.stop()
         try? FileManager.default.removeItem(atPath: pidFile)
+        try? FileManager.default.removeItem(atPath: pidFile.replacingOccurrences(of: "/proxy-", with: "/watch-"))
         super.tearDown()
     }
 
-    func policy(extraAllow: String = "") -> String {
+    func policy(extraAllow: String = "", dns: String = "") -> String {
         """
         version = 1
 
@@ -63,6 +64,7 @@ final class UpTests: LabTestCase {
         [dns]
         servers = ["\(Lab.Address.resolver)"]
         timeout_ms = 1000
+        \(dns)
 
         [proxy]
         listen = "127.0.0.1:3128"
@@ -94,7 +96,7 @@ final class UpTests: LabTestCase {
     /// `fwctl up` from the controller namespace, which must succeed.
     @discardableResult
     func up(_ policy: String = "policy.toml", file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
-        let r = try fwctl("up", work(policy), "--log", work("proxy.log"))
+        let r = try fwctl("up", work(policy), "--log", work("proxy.log"), "--watch-log", work("watch.log"))
         XCTAssertEqual(r.status, 0, "fwctl up: \(r.stdout)\(r.stderr)\n\(tail(work("proxy.log")))", file: file, line: line)
         return r
     }
@@ -111,12 +113,12 @@ final class UpTests: LabTestCase {
     var proxyPID: pid_t? { (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
 
     /// The fwctl proxies running in the sandbox.
-    func proxies() throws -> [pid_t] {
+    func proxies(_ kind: String = "proxy") throws -> [pid_t] {
         let pids = try FWTestSupport.run(try tool("ip"), ["netns", "pids", lab.sandbox.name]).stdout.split(separator: "\n").compactMap { pid_t($0) }
         return pids.filter { pid in
             let cmd = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
             let args = cmd.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            return args.count > 1 && args[0].hasSuffix("fwctl") && args[1] == "proxy"
+            return args.count > 1 && args[0].hasSuffix("fwctl") && args[1] == kind
         }
     }
 
@@ -168,6 +170,40 @@ final class UpTests: LabTestCase {
         let log = (try? String(contentsOfFile: work("log/access.jsonl"), encoding: .utf8)) ?? ""
         XCTAssertFalse(log.contains(secret), "no secret in the access log")
         XCTAssertFalse(tail(work("proxy.log"), lines: 1000).contains(secret), "no secret in the proxy's output")
+    }
+
+    func testUpWithTheDNSFilter() throws {
+        _ = try lab.write("filter.toml", policy(dns: "filter = true\nfilter_port = 5353"))
+        let r = try up("filter.toml")
+        XCTAssertTrue(r.stdout.contains("watch ready") && r.stdout.contains("DNS filter on"), r.stdout)
+        let first = try proxies("watch")
+        XCTAssertEqual(first.count, 1, "one watch runs")
+
+        // The sandbox user's lookups: allowed names answered, others NXDOMAIN from any server.
+        func dig(_ name: String, server: String) throws -> String {
+            try lab.exec(in: lab.sandbox, [try tool("setpriv"), "--reuid=\(Self.sandboxUser)", "--regid=\(Self.sandboxUser)",
+                                           "--clear-groups", try tool("dig"), "@\(server)", name, "+time=2", "+tries=1"]).stdout
+        }
+        XCTAssertTrue(try dig("anthropic.lab.test", server: Lab.Address.resolver).contains(Lab.Address.upstream))
+        XCTAssertTrue(try dig("blocked.lab.test", server: Lab.Address.resolver).contains("status: NXDOMAIN"))
+        XCTAssertTrue(try dig("blocked.lab.test", server: Lab.Address.rogueResolver).contains("status: NXDOMAIN"))
+
+        // The proxy resolves through the filter too (it is not exempt): both modes still work.
+        let key = ["-H", "x-api-key: \(placeholder)", "--cacert", work("fwctl-ca.pem")]
+        for extra in [["--proxy", "http://127.0.0.1:3128"], ["-4"]] {
+            let c = try curl(key + extra + ["https://anthropic.lab.test/echo"])
+            XCTAssertEqual(c.code, "200", "\(extra): \(c.text)\n\(tail(work("watch.log")))")
+        }
+
+        // A second `up` starts a new watch before stopping the old one (the port is shared
+        // through SO_REUSEPORT); one runs afterwards, and the filter still answers.
+        let again = try up("filter.toml")
+        XCTAssertTrue(again.stdout.contains("stopped the previous watch (pid \(first[0]))"), again.stdout)
+        let second = try proxies("watch")
+        XCTAssertEqual(second.count, 1)
+        XCTAssertNotEqual(second, first)
+        XCTAssertTrue(try dig("blocked.lab.test", server: Lab.Address.resolver).contains("status: NXDOMAIN"))
+        XCTAssertTrue(try dig("anthropic.lab.test", server: Lab.Address.resolver).contains(Lab.Address.upstream))
     }
 
     func testSecondUpReplacesTheFirst() throws {
@@ -234,7 +270,7 @@ final class UpTests: LabTestCase {
         let env = [
             "FWCTL=\(Paths.fwctl)", "FWCTL_POLICY=\(work("hook-policy.toml"))", "FWCTL_SECRET=\(mounted)",
             "FWCTL_SECRET_DIR=\(work("fwproxy"))", "FWCTL_SECRET_COPY=\(copy)", "FWCTL_PROXY_USER=nobody",
-            "FWCTL_ENV_FILE=\(work("home/.config/fwctl/env.sh"))", "FWCTL_LOG=\(work("proxy.log"))", "FWCTL_VERIFY=0",
+            "FWCTL_ENV_FILE=\(work("home/.config/fwctl/env.sh"))", "FWCTL_LOG=\(work("proxy.log"))", "FWCTL_WATCH_LOG=\(work("watch.log"))", "FWCTL_VERIFY=0",
             "FWCTL_SANDBOX_USER=www-data", "FWCTL_CA_DIR=\(work("ca"))", "FWCTL_CLAUDE_SETTINGS=/nonexistent", "SUDO=",
             "HOME=\(work("home"))", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
         ]

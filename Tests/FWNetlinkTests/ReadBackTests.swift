@@ -108,11 +108,11 @@ final class ReadBackTests: XCTestCase {
         defer { ns.delete() }
         try load(ns, try String(contentsOf: GoldenCases.golden.appendingPathComponent("drop-open.nft.ref"), encoding: .utf8))
         let before = try XCTUnwrap(try read(ns, "fwctl"))
-        XCTAssertEqual(try ns.exec(nft, ["add", "rule", "inet", "fwctl", "output", "meta", "mark", "42", "accept"]).status, 0)
+        XCTAssertEqual(try ns.exec(nft, ["add", "rule", "inet", "fwctl", "output", "meta", "cpu", "0", "accept"]).status, 0)
         let after = try XCTUnwrap(try read(ns, "fwctl"))
         let output = try XCTUnwrap(after.table.chains.first { $0.name == "output" })
         XCTAssertEqual(output.rules.count, before.table.chains.first { $0.name == "output" }!.rules.count + 1)
-        XCTAssertEqual(output.rules.last, Rule([.opaque("[ meta load mark => reg 1 ] [ cmp eq reg 1 0x0000002a ]")], [], .accept))
+        XCTAssertEqual(output.rules.last, Rule([.opaque("[ meta load cpu => reg 1 ] [ cmp eq reg 1 0x00000000 ]")], [], .accept))
         XCTAssertNotEqual(Self.plain.render(after), Self.plain.render(before), "a diff must show the added rule")
     }
 
@@ -220,7 +220,8 @@ final class ReadBackTests: XCTestCase {
     }
 
     /// Adjacent prefixes and intervals reaching the top of the address space come back as
-    /// the compiler's canonical (merged) element list.
+    /// the compiler's canonical (merged) element list; a set without the interval flag
+    /// comes back as its single addresses, adjacent ones too, timed out or not.
     func testSetElementsReadBackMerged() throws {
         let ns = try FWTestSupport.NetworkNamespace()
         defer { ns.delete() }
@@ -245,11 +246,18 @@ final class ReadBackTests: XCTestCase {
             \t\ttype ipv6_addr
             \t\telements = { 2001:db8::2, 2001:db8::1, ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff }
             \t}
+            \tset n4 {
+            \t\ttype ipv4_addr
+            \t\tflags timeout
+            \t\telements = { 192.0.2.1, 192.0.2.0 }
+            \t}
             }
 
             """)
         // A later element next to an existing one (the kernel keeps both).
         XCTAssertEqual(try ns.exec(nft, ["add", "element", "inet", "fwsets", "a4", "{ 203.0.113.6 }"]).status, 0)
+        // An element with its own timeout, as `fwctl watch` adds them.
+        XCTAssertEqual(try ns.exec(nft, ["add", "element", "inet", "fwsets", "n4", "{ 192.0.2.3 timeout 1h }"]).status, 0)
         let back = try XCTUnwrap(try read(ns, "fwsets"))
         func cidrs(_ s: [String]) -> [CIDR] { s.map { try! CIDR.parse($0).get() } }
         XCTAssertEqual(back.table.sets, [
@@ -260,6 +268,8 @@ final class ReadBackTests: XCTestCase {
                      elements: cidrs(["2001:db8::/32", "2001:db9::/128", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120"])),
             NamedSet(name: "h6", keyType: .ipv6Addr, flags: [],
                      elements: cidrs(["2001:db8::1/128", "2001:db8::2/128", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"])),
+            NamedSet(name: "n4", keyType: .ipv4Addr, flags: [.timeout],
+                     elements: cidrs(["192.0.2.0/32", "192.0.2.1/32", "192.0.2.3/32"])),
         ])
     }
 
@@ -411,6 +421,8 @@ final class ReadBackTests: XCTestCase {
             Rule([.address(.destination, .ipv6, .prefix(cidr("2001:db8::53"))), .port(.tcp, .destination, .ranges([PortRange(port: 80), PortRange(port: 443)]))], [], .accept),
             Rule([.address(.destination, .ipv4, .set("allow4")), .port(.tcp, .destination, .ranges([PortRange(8000, 8100)!, PortRange(port: 9000)]))], [.counter], .accept),
             Rule([.address(.destination, .ipv6, .set("allow6")), .port(.udp, .source, .ranges([PortRange(port: 123)]))], [], .accept),
+            Rule([.mark(0x4657_4453), .address(.destination, .ipv4, .set("names4")), .port(.udp, .destination, .ranges([PortRange(port: 53)]))], [.counter], .accept),
+            Rule([.mark(1)], [], .drop),
             Rule([], [], .jump("audit")),
             Rule([], [.limit(rate: 10, per: .minute, burst: 5), .log(prefix: "fwctl-deny: ")], nil),
             Rule([], [.limit(rate: 3, per: .second, burst: 9)], .accept),
@@ -423,7 +435,10 @@ final class ReadBackTests: XCTestCase {
             Rule([.interfaceName(.source, "veth-fw0")], [], .accept),
             Rule([.address(.source, .ipv4, .set("allow4"))], [.counter], .drop),
         ])
-        let nat = Chain(name: "pre", base: .init(type: .nat, hook: .prerouting, priority: -100, policy: .accept), rules: [])
+        let nat = Chain(name: "pre", base: .init(type: .nat, hook: .prerouting, priority: -100, policy: .accept), rules: [
+            Rule([.mark(0x4657_4453)], [], .accept),
+            Rule([.port(.udp, .destination, .ranges([PortRange(port: 53)]))], [.counter, .redirect(port: 5353)], nil),
+        ])
         let audit = Chain(name: "audit", base: nil, rules: [Rule([], [.counter], nil)])
         return Ruleset(table: Table(
             name: "fwevery", comment: "fwctl 0.1.0 applied 2026-01-01T00:00:00Z sha256 00 /tmp/policy.test.toml",
@@ -433,6 +448,10 @@ final class ReadBackTests: XCTestCase {
                 NamedSet(name: "allow6", keyType: .ipv6Addr, flags: [.interval, .timeout],
                          elements: [cidr("2001:db8::10"), cidr("2001:db8:100::/48"), cidr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:0/112")]),
                 NamedSet(name: "empty4", keyType: .ipv4Addr),
+                // Single addresses, one element each (adjacent ones too), as names sets hold them.
+                NamedSet(name: "names4", keyType: .ipv4Addr, flags: [.timeout],
+                         elements: [cidr("192.0.2.1"), cidr("192.0.2.2"), cidr("255.255.255.255")]),
+                NamedSet(name: "names6", keyType: .ipv6Addr, flags: [.timeout], elements: [cidr("2001:db8::1"), cidr("2001:db8::2")]),
             ],
             chains: [output, input, nat, audit]))
     }()

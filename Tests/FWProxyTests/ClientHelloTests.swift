@@ -1,4 +1,5 @@
 import XCTest
+import FWTestSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import XCTest
+import FWTestSupport
 @testable import FWProxy
 
 /// Scrubbing tests. The "secrets" are fakes; comparisons never print the streams.
@@ -202,18 +203,5 @@ final class ScrubberTests: XCTestCase {
         out += s.finish()
         same(out, Self.reference(body, several), "1 MiB")
         XCTAssertLessThan(out.count, body.count) // the planted secrets were replaced
-    }
-}
-
-/// A small, seeded generator, so fuzz and random tests repeat exactly.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E4B9
-        z = (z ^ (z >> 27)) &* 0x94D4_9BB3_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -45,13 +45,15 @@ final class CompilerGoldenTests: XCTestCase {
         XCTAssertEqual(NftRenderer().render(a), NftRenderer().render(b))
     }
 
-    func testSharedAddressesAreMergedAndGroupsShareSets() throws {
+    /// A shared address is one element; host addresses are not merged (each is its own
+    /// kernel element), fixed prefixes are.
+    func testSharedAddressesAreUniqueAndGroupsShareSets() throws {
         let r = try Self.compile(Self.cases[2])
-        let web = try XCTUnwrap(r.table.set(named: "allow4_tcp_80_443"))
-        XCTAssertEqual(web.elements.map(\.description), ["192.0.2.20/31", "192.0.2.22"])
+        let web = try XCTUnwrap(r.table.set(named: "names4_tcp_80_443"))
+        XCTAssertEqual(web.elements.map(\.description), ["192.0.2.20", "192.0.2.21", "192.0.2.22"])
         XCTAssertEqual(web.hosts, ["cdn-a.example.test", "cdn-b.example.test"])
         XCTAssertEqual(r.table.set(named: "allow4_tcp_22")?.elements.map(\.description), ["198.51.100.0/24"])
-        XCTAssertEqual(r.table.set(named: "allow6_tcp_443")?.elements.map(\.description), ["2001:db8::10", "2001:db8::30"])
+        XCTAssertEqual(r.table.set(named: "names6_tcp_443")?.elements.map(\.description), ["2001:db8::10", "2001:db8::30"])
     }
 
     func testSSHIsClosedUnlessListed() throws {

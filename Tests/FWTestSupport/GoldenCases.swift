@@ -25,6 +25,7 @@ public enum GoldenCases {
         Case(name: "drop-open", policy: fixtures.appendingPathComponent("drop-open.toml").path, resolved: true),
         Case(name: "transparent", policy: fixtures.appendingPathComponent("transparent.toml").path, resolved: true),
         Case(name: "sidecar", policy: fixtures.appendingPathComponent("sidecar.toml").path, resolved: true),
+        Case(name: "dns-filter", policy: fixtures.appendingPathComponent("dns-filter.toml").path, resolved: true),
     ]
 
     public static func resolution() throws -> [String: [IPAddress]] {

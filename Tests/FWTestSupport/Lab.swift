@@ -161,6 +161,44 @@ public final class Lab {
         }
     }
 
+    // MARK: - DNS whose records change
+
+    /// A second dnsmasq in the outside namespace, on `DynamicDNS.address`, answering from
+    /// a hosts file the test rewrites (then `reload()`, dnsmasq's SIGHUP) with a short TTL,
+    /// and CNAMEs that `restart(cnames:)` changes. It logs every query it receives.
+    /// Also makes every address of `DynamicDNS.pool4`/`pool6` answer TCP on
+    /// `DynamicDNS.port` (the addresses the test's names rotate through).
+    public func startDynamicDNS(hosts: String, ttl: Int, cnames: [String] = []) throws -> DynamicDNS {
+        try ipBatch(outside, """
+            addr add \(DynamicDNS.address)/32 dev lo
+            route add local \(DynamicDNS.pool4) dev lo
+            route add local \(DynamicDNS.pool6) dev lo
+            """)
+        let listener = try spawn(in: outside, log: "pool-listener.log", [
+            tools.python3, Lab.script, "serve", "--tcp", String(DynamicDNS.port), "--udp", "", "--udp-address", "::",
+        ])
+        try waitUntil("the pool's listener", processes: [listener]) { listener.output.contains("ready\n") }
+        let dns = DynamicDNS(lab: self, hostsFile: workDir.appendingPathComponent("dynamic.hosts").path, ttl: ttl)
+        try dns.write(hosts)
+        try dns.restart(cnames: cnames)
+        return dns
+    }
+
+    /// Starts (again) the dynamic DNS server's dnsmasq; returns once it answers.
+    func spawnDynamicDNS(_ dns: DynamicDNS, cnames: [String]) throws -> Daemon {
+        let d = try spawn(in: outside, log: "dnsmasq-dynamic.log", [
+            tools.dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
+            "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=\(DynamicDNS.address)",
+            "--port=53", "--local=/test/", "--log-facility=-", "--log-queries",
+            "--addn-hosts=\(dns.hostsFile)", "--local-ttl=\(dns.ttl)",
+        ] + cnames.map { "--cname=\($0),\(dns.ttl)" })
+        try waitUntil("the dynamic dnsmasq", processes: [d]) {
+            try dig("ready.lab.test", "A", server: DynamicDNS.address, tcp: false, in: outside).output.contains("status:")
+                || d.output.contains("query[A] ready.lab.test")
+        }
+        return d
+    }
+
     // MARK: - Probes from the sandbox
 
     public enum Family: Int { case v4 = 4, v6 = 6 }
@@ -361,7 +399,7 @@ public struct DNSAnswer: CustomStringConvertible {
 
 public struct LabError: Error, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }
 
 /// The programs the lab runs; a missing one skips the test with a clear reason.

@@ -28,6 +28,7 @@
 #   FWCTL_NO_PROXY_ADD=                   addresses appended to NO_PROXY/no_proxy in the env file
 #                                         (the sidecar's endpoint, which is not on loopback)
 #   FWCTL_LOG=/var/log/fwctl/proxy.log   the proxy's own output (`fwctl up --log`)
+#   FWCTL_WATCH_LOG=/var/log/fwctl/watch.log   watch's own output (`fwctl up --watch-log`)
 #   FWCTL_NETNS=                          passed as `fwctl up --netns`; network probes are
 #                                         then skipped (run the hook inside the namespace instead)
 #   FWCTL_VERIFY=1                        0: skip the network probes (no internet in tests)
@@ -54,6 +55,7 @@ FWCTL_COMMAND="${FWCTL_COMMAND:-up}"
 FWCTL_NO_PROXY_ADD="${FWCTL_NO_PROXY_ADD:-}"
 FWCTL_NETNS="${FWCTL_NETNS:-}"
 FWCTL_LOG="${FWCTL_LOG:-/var/log/fwctl/proxy.log}"
+FWCTL_WATCH_LOG="${FWCTL_WATCH_LOG:-/var/log/fwctl/watch.log}"
 FWCTL_VERIFY="${FWCTL_VERIFY:-1}"
 FWCTL_SANDBOX_USER="${FWCTL_SANDBOX_USER:-}"
 FWCTL_CA_DIR="${FWCTL_CA_DIR:-/var/lib/fwctl/ca}"
@@ -106,7 +108,7 @@ fi
 case "$FWCTL_COMMAND" in up|apply) ;; *) die "FWCTL_COMMAND must be up or apply, not $FWCTL_COMMAND" ;; esac
 up=("$FWCTL_COMMAND" "$FWCTL_POLICY")
 if [ -n "$FWCTL_NETNS" ]; then up+=(--netns "$FWCTL_NETNS"); fi
-if [ "$FWCTL_COMMAND" = up ]; then up+=(--log "$FWCTL_LOG"); fi
+if [ "$FWCTL_COMMAND" = up ]; then up+=(--log "$FWCTL_LOG" --watch-log "$FWCTL_WATCH_LOG"); fi
 if ! as_root "$FWCTL" "${up[@]}" </dev/null; then
     die "fwctl $FWCTL_COMMAND failed; the lines above say what failed and what state the firewall is in"
 fi

@@ -1,11 +1,11 @@
 import CNetfilter
 
 /// `meta load KEY => reg 1`: packet metadata (interface names, protocol family, l4 protocol,
-/// the uid owning the sending socket).
+/// the uid owning the sending socket, the packet mark).
 struct Meta: Equatable {
     static let name = "meta"
     enum Key: UInt32 {
-        case skuid = 10, iifname = 6, oifname = 7, nfproto = 15, l4proto = 16
+        case mark = 3, skuid = 10, iifname = 6, oifname = 7, nfproto = 15, l4proto = 16
     }
     var key: UInt32
     var dreg = reg1

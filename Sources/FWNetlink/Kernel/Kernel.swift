@@ -79,8 +79,10 @@ public enum Kernel {
         if s.flags.contains(.interval) { flags |= SetFlag.interval }
         if s.flags.contains(.timeout) { flags |= SetFlag.timeout }
         let v4 = s.keyType == .ipv4Addr
+        // An interval set holds prefixes as start/end pairs; any other set one key per address.
+        let elements = s.flags.contains(.interval) ? ElementEncoding.prefixes(s.elements) : ElementEncoding.addresses(s.elements)
         return KernelSet(name: s.name, id: id, keyType: v4 ? .ipv4Addr : .ipv6Addr, keyLen: v4 ? 4 : 16,
-                         flags: flags, elements: ElementEncoding.prefixes(s.elements), descSize: nil)
+                         flags: flags, elements: elements, descSize: nil)
     }
 
     /// The ruleset generation id (NFT_MSG_GETGEN), which the batch carries so a concurrent

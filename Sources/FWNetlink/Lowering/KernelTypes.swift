@@ -94,5 +94,14 @@ enum ElementEncoding {
         })
     }
 
+    /// The elements of a set without the interval flag: one key per address. Such a set
+    /// cannot hold a wider prefix; the compiler never puts one there.
+    static func addresses(_ cidrs: [CIDR]) -> [KernelElement] {
+        cidrs.map { c in
+            precondition(c.isHost, "\(c) is not a single address: a set without the interval flag cannot hold it")
+            return KernelElement(key: c.address.bytes, intervalEnd: false)
+        }
+    }
+
     static func bigEndian16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
 }

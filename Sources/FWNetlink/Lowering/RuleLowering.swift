@@ -93,6 +93,8 @@ struct RuleLowering {
             icmp(v6: true, types.map(\.number), into: &e, sets: &sets)
         case .socketUser(.uid(let uid)):
             e += [.meta(Meta(.skuid)), .cmp(Cmp(.eq, Self.hostOrder32(uid)))]
+        case .mark(let mark):
+            e += [.meta(Meta(.mark)), .cmp(Cmp(.eq, Self.hostOrder32(mark)))]
         case .socketUser(.name(let name)):
             // Kernel commands resolve proxy.user before compiling (Pipeline); a name here
             // would have no uid to send.
@@ -137,6 +139,6 @@ struct RuleLowering {
         }
     }
 
-    /// ct state is compared in host byte order.
+    /// ct state, skuid and mark are compared in host byte order.
     static func hostOrder32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v) { Array($0) } }
 }

@@ -31,6 +31,10 @@ struct TableDump {
         var flags: UInt32
         /// Set only by concatenated ranges (NFTNL_SET_ELEM_KEY_END): an explicit last key.
         var keyEnd: [UInt8]?
+        /// The element's own timeout and the time it has left, in ms; nil when it has none
+        /// (a permanent element, as `apply` writes them).
+        var timeoutMs: UInt64? = nil
+        var expiresMs: UInt64? = nil
         var isIntervalEnd: Bool { flags & UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue) != 0 }
     }
 
@@ -164,7 +168,9 @@ enum Dump {
             let end: [UInt8]? = nftnl_set_elem_is_set(e, attr(NFTNL_SET_ELEM_KEY_END))
                 ? data(true) { nftnl_set_elem_get(e, attr(NFTNL_SET_ELEM_KEY_END), $0) } : nil
             let flags = nftnl_set_elem_is_set(e, attr(NFTNL_SET_ELEM_FLAGS)) ? nftnl_set_elem_get_u32(e, attr(NFTNL_SET_ELEM_FLAGS)) : 0
-            out.append(TableDump.Element(key: key, flags: flags, keyEnd: end))
+            let timeout = nftnl_set_elem_is_set(e, attr(NFTNL_SET_ELEM_TIMEOUT)) ? nftnl_set_elem_get_u64(e, attr(NFTNL_SET_ELEM_TIMEOUT)) : nil
+            let expires = nftnl_set_elem_is_set(e, attr(NFTNL_SET_ELEM_EXPIRATION)) ? nftnl_set_elem_get_u64(e, attr(NFTNL_SET_ELEM_EXPIRATION)) : nil
+            out.append(TableDump.Element(key: key, flags: flags, keyEnd: end, timeoutMs: timeout, expiresMs: expires))
         }
         return out
     }

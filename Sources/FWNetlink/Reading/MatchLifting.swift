@@ -11,15 +11,16 @@ extension RuleScanner {
         if let r = port(at: i, ctx) { ctx.l4 = r.l4; return (r.match, r.count) }
         if let m = ctState(at: i) { return (m, 3) }
         if let m = interface(at: i) { return (m, 2) }
-        if let m = socketUser(at: i) { return (m, 2) }
+        if let uid = meta32(.skuid, at: i) { return (.socketUser(.uid(uid)), 2) }
+        if let mark = meta32(.mark, at: i) { return (.mark(mark), 2) }
         if let p = l4proto(at: i), let t = Self.transport(p) { ctx.l4 = p; return (.l4proto(t), 2) }
         return nil
     }
 
-    /// `meta load skuid => reg 1` + `cmp eq reg 1 UID` (host byte order).
-    func socketUser(at i: Int) -> Match? {
-        guard case .meta(let m)? = at(i), m.key == Meta.Key.skuid.rawValue, let v = cmpEq(at: i + 1, len: 4) else { return nil }
-        return .socketUser(.uid(v.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+    /// `meta load skuid|mark => reg 1` + `cmp eq reg 1 VALUE` (host byte order, all 32 bits).
+    func meta32(_ key: Meta.Key, at i: Int) -> UInt32? {
+        guard case .meta(let m)? = at(i), m.key == key.rawValue, let v = cmpEq(at: i + 1, len: 4) else { return nil }
+        return v.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
     }
 
     // MARK: dependencies

@@ -30,13 +30,15 @@ enum SetReading {
         guard s.flags & ~known == 0 else {
             return .foreign("set \(s.name) has flags 0x\(String(s.flags, radix: 16)), which fwctl never sets; it is not shown")
         }
-        guard let ranges = ranges(s.elements, keyLen: Int(s.keyLen), interval: s.flags & SetFlag.interval != 0) else {
+        let interval = s.flags & SetFlag.interval != 0
+        guard let ranges = ranges(s.elements, keyLen: Int(s.keyLen), interval: interval) else {
             return .foreign("set \(s.name): the kernel returned elements of the wrong length; it is not shown")
         }
         var flags: [NamedSet.Flag] = []
-        if s.flags & SetFlag.interval != 0 { flags.append(.interval) }
+        if interval { flags.append(.interval) }
         if s.flags & SetFlag.timeout != 0 { flags.append(.timeout) }
-        return .set(NamedSet(name: s.name, keyType: .init(family), flags: flags, elements: cidrs(family, ranges)))
+        let elements = interval ? cidrs(family, ranges) : addresses(family, ranges)
+        return .set(NamedSet(name: s.name, keyType: .init(family), flags: flags, elements: elements))
     }
 
     static func anonymous(_ s: TableDump.Set) -> AnonymousSet {
@@ -48,6 +50,13 @@ enum SetReading {
     /// as prefixes, merged (CIDRSet.merge sorts and joins, whatever the input order).
     static func cidrs(_ family: AddressFamily, _ ranges: [(lo: UInt128, hi: UInt128)]) -> [CIDR] {
         CIDRSet.merge(ranges.flatMap { CIDRSet.prefixes(family, $0.lo, $0.hi) })
+    }
+
+    /// The canonical element list of a set without the interval flag, as the compiler makes
+    /// it: each address its own element, sorted and unique, not merged (192.0.2.1 and
+    /// 192.0.2.2 stay two). Elements with a timeout or an expiry are elements like any other.
+    static func addresses(_ family: AddressFamily, _ ranges: [(lo: UInt128, hi: UInt128)]) -> [CIDR] {
+        Set(ranges.flatMap { CIDRSet.prefixes(family, $0.lo, $0.hi) }).sorted()
     }
 
     /// The closed ranges the elements cover. Interval sets hold starts and ends (an end's

@@ -52,6 +52,14 @@ public struct DNSSettings: Sendable, Equatable {
     public init() {}
 }
 
+extension DNSSettings {
+    /// With `filter = true`, the socket mark (SO_MARK) fwctl's own DNS queries carry: they
+    /// are the only ones not redirected to the filter, and the only ones that reach the
+    /// resolvers. Setting SO_MARK needs CAP_NET_ADMIN, which the sandbox user lacks, so the
+    /// sandbox cannot pass its queries off as fwctl's. ("FWDS" in ASCII.)
+    public static let filterMark: UInt32 = 0x4657_4453
+}
+
 public struct ProxySettings: Sendable, Equatable {
     public enum User: Sendable, Equatable, CustomStringConvertible {
         case name(String)

@@ -1,13 +1,29 @@
 import FWPolicy
 
-/// Direct allow entries that share a protocol and a port list share one IPv4 and one IPv6
-/// set, and one rule each: `ip daddr @allow4_tcp_443 tcp dport 443 counter accept`.
-/// Grouping keeps the ruleset short however many hosts the policy names.
+/// Direct allow entries that share a protocol and a port list share their sets, and one
+/// rule per set: `ip daddr @allow4_tcp_443 tcp dport 443 counter accept`. Grouping keeps
+/// the ruleset short however many hosts the policy names.
+///
+/// A group has two kinds of sets, each per family and each only when an entry needs it:
+/// fixed prefixes (cidr, github_meta) merged in interval sets, and the addresses of host
+/// names in sets of single addresses with the timeout flag, which `fwctl watch` updates
+/// element by element as DNS answers change.
 struct AllowGroup {
     let proto: TransportProtocol
     let ports: [PortRange]
     var hosts: [String] = []
+    var hostAddresses: [IPAddress] = []
     var prefixes: [CIDR] = []
+    /// Whether a cidr or github_meta entry is in the group (its list may still be empty).
+    var hasFixed = false
+
+    /// What a set of the group holds; the raw value starts its name.
+    enum Content: String, CaseIterable {
+        /// Fixed prefixes, merged.
+        case allow
+        /// The addresses host names resolved to, one element each.
+        case names
+    }
 
     static func groups(of p: Policy, addresses: [String: [IPAddress]]) -> [AllowGroup] {
         var byKey: [String: AllowGroup] = [:]
@@ -18,8 +34,9 @@ struct AllowGroup {
             switch rule.target {
             case .host(let h):
                 g.hosts.append(h.name)
-                g.prefixes += (addresses[h.name] ?? []).map(CIDR.init(host:))
+                g.hostAddresses += addresses[h.name] ?? []
             case .cidr(let list), .githubMeta(_, let list):
+                g.hasFixed = true
                 g.prefixes += list
             }
             byKey[key] = g
@@ -29,27 +46,43 @@ struct AllowGroup {
         }
     }
 
-    func setName(_ f: AddressFamily) -> String {
-        let family = f == .ipv4 ? "4" : "6"
+    /// The kinds of sets this group has, in rule order: fixed prefixes before names.
+    var contents: [Content] {
+        Content.allCases.filter { $0 == .allow ? hasFixed : !hosts.isEmpty }
+    }
+
+    /// `allow4_tcp_443`, `names6_udp_123`, `allow4_tcp_8000to8100_9000`.
+    func setName(_ c: Content, _ f: AddressFamily) -> String {
+        let head = "\(c.rawValue)\(f == .ipv4 ? "4" : "6")_\(proto)"
         let portText = ports.map { $0.isSingle ? "\($0.lower)" : "\($0.lower)to\($0.upper)" }.joined(separator: "_")
-        let name = "allow\(family)_\(proto)_\(portText)"
+        let name = "\(head)_\(portText)"
         // Long port lists would make long names; keep them readable and unique.
         guard name.count > 40 else { return name }
-        return "allow\(family)_\(proto)_\(portText.prefix(20))_\(Self.fnv1a(portText))"
+        return "\(head)_\(portText.prefix(20))_\(Self.fnv1a(portText))"
     }
 
     var sets: [NamedSet] {
-        let uniqueHosts = Array(Set(hosts)).sorted()
-        return AddressFamily.allCases.map { f in
-            NamedSet(name: setName(f), keyType: .init(f),
-                     elements: CIDRSet.merge(prefixes.filter { $0.family == f }), hosts: uniqueHosts)
+        contents.flatMap { c in AddressFamily.allCases.map { f in set(c, f) } }
+    }
+
+    func set(_ c: Content, _ f: AddressFamily) -> NamedSet {
+        switch c {
+        case .allow:
+            return NamedSet(name: setName(c, f), keyType: .init(f), elements: CIDRSet.merge(prefixes.filter { $0.family == f }))
+        case .names:
+            // Not merged: the kernel holds each address as its own element, with its own timeout.
+            let addresses = Set(hostAddresses.filter { $0.family == f }).sorted()
+            return NamedSet(name: setName(c, f), keyType: .init(f), flags: [.timeout],
+                            elements: addresses.map(CIDR.init(host:)), hosts: Set(hosts).sorted())
         }
     }
 
     var rules: [Rule] {
-        AddressFamily.allCases.map { f in
-            Rule([.address(.destination, f, .set(setName(f))), .port(proto, .destination, .ranges(ports))],
-                 [.counter], .accept)
+        contents.flatMap { c in
+            AddressFamily.allCases.map { f in
+                Rule([.address(.destination, f, .set(setName(c, f))), .port(proto, .destination, .ranges(ports))],
+                     [.counter], .accept)
+            }
         }
     }
 

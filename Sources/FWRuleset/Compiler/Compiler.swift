@@ -44,15 +44,17 @@ public enum Compiler {
         for g in groups { sets += g.sets }
         let proxy = ProxyLayer(p, proxyUID: input.proxyUID)
         sets += proxy?.guardSets ?? []
+        let dnsFilter = DNSFilterLayer(p)
 
-        var chains = [outputChain(p, input: input, groups: groups, proxy: proxy)]
+        var chains = [outputChain(p, input: input, groups: groups, proxy: proxy, dnsFilter: dnsFilter)]
         if p.firewall.inbound == .established { chains.append(inputChain(p)) }
         // Direct destinations (and the host's own subnets) are reached directly, not redirected.
         let direct = (p.firewall.hostNetwork ? hostNetworkRules(.destination) : []) + groups.flatMap(\.rules)
         if let nat = proxy?.natChain(direct: direct) { chains.append(nat) }
+        if let nat = dnsFilter?.natChain { chains.append(nat) }
 
         return Ruleset(table: Table(name: p.firewall.table, sets: sets, chains: chains),
-                       notes: notes(p, offline: input.hostAddresses == nil, proxy: proxy))
+                       notes: notes(p, offline: input.hostAddresses == nil, proxy: proxy, dnsFilter: dnsFilter))
     }
 
     /// What `fwctl up` leaves when it cannot apply the policy and no table of fwctl's is in
@@ -73,13 +75,15 @@ public enum Compiler {
 
     // MARK: - Chains
 
-    static func outputChain(_ p: Policy, input: CompileInput, groups: [AllowGroup], proxy: ProxyLayer?) -> Chain {
+    static func outputChain(_ p: Policy, input: CompileInput, groups: [AllowGroup], proxy: ProxyLayer?,
+                            dnsFilter: DNSFilterLayer?) -> Chain {
         var rules: [Rule] = [
             Rule([.interfaceName(.destination, "lo")], [.counter], .accept),
             Rule([.ctState([.established, .related])], [.counter], .accept),
         ]
         if p.firewall.icmp == .essential { rules += icmpRules(inbound: false) }
-        rules += dnsRules(input.dnsServers)
+        rules += dnsRules(input.dnsServers, mark: dnsFilter?.mark)
+        rules += dnsFilter?.filterRules ?? []
         if p.firewall.hostNetwork { rules += hostNetworkRules(.destination) }
         for g in groups { rules += g.rules }
         rules += proxy?.filterRules ?? []
@@ -112,13 +116,15 @@ public enum Compiler {
         ]
     }
 
-    /// DNS only to the named resolvers, udp and tcp, each on its own port.
-    static func dnsRules(_ servers: [SocketEndpoint]) -> [Rule] {
+    /// DNS only to the named resolvers, udp and tcp, each on its own port. `mark`: only
+    /// packets with this mark (the DNS filter's own queries, `DNSSettings.filterMark`).
+    static func dnsRules(_ servers: [SocketEndpoint], mark: UInt32? = nil) -> [Rule] {
         var seen = Set<SocketEndpoint>()
+        let marked = mark.map { [Match.mark($0)] } ?? []
         return servers.sorted().filter { seen.insert($0).inserted }.flatMap { s in
             TransportProtocol.allCases.sorted().map { proto in
-                Rule([.address(.destination, s.address.family, .prefix(CIDR(host: s.address))),
-                      .port(proto, .destination, .ranges([PortRange(port: s.port)]))], [.counter], .accept)
+                Rule(marked + [.address(.destination, s.address.family, .prefix(CIDR(host: s.address))),
+                               .port(proto, .destination, .ranges([PortRange(port: s.port)]))], [.counter], .accept)
             }
         }
     }
@@ -142,12 +148,20 @@ public enum Compiler {
         return rules
     }
 
-    static func notes(_ p: Policy, offline: Bool, proxy: ProxyLayer?) -> [String] {
+    static func notes(_ p: Policy, offline: Bool, proxy: ProxyLayer?, dnsFilter: DNSFilterLayer?) -> [String] {
         var notes: [String] = []
         if offline {
-            notes.append("offline: DNS was not asked; host sets hold only fixed prefixes")
+            notes.append("offline: DNS was not asked; the sets of host names are empty")
         }
         if let n = proxy?.note { notes.append(n) }
+        if let n = dnsFilter?.note { notes.append(n) }
         return notes
+    }
+}
+
+extension IPAddress {
+    /// 127.0.0.1 or ::1: where a redirect delivers, as the filter chain then sees it.
+    static func localHost(_ f: AddressFamily) -> IPAddress {
+        IPAddress(family: f, value: f == .ipv4 ? 0x7f00_0001 : 1)
     }
 }

@@ -50,7 +50,7 @@ struct ProxyLayer {
         if settings.transparent {
             // The redirected connection as filter output sees it: to the local listener.
             rules += AddressFamily.allCases.map { f in
-                Rule([.address(.destination, f, .prefix(CIDR(host: f == .ipv4 ? IPAddress("127.0.0.1")! : IPAddress("::1")!))),
+                Rule([.address(.destination, f, .prefix(CIDR(host: .localHost(f)))),
                       .port(.tcp, .destination, .ranges([PortRange(port: settings.transparentPort)]))], [.counter], .accept)
             }
         }

@@ -19,8 +19,11 @@ public enum Match: Sendable, Equatable {
     case icmpv6Type([ICMPv6Type])
     /// `meta skuid 999`: the local user that owns the sending socket (output hooks only).
     case socketUser(SocketUser)
+    /// `meta mark 0x46574453`: the packet's mark equals this value, all 32 bits (set by
+    /// the sending socket's SO_MARK on output).
+    case mark(UInt32)
     /// Read back from the kernel but not something fwctl emits: kept as text (the kernel
-    /// expressions, e.g. "[ meta load mark => reg 1 ]"), so a diff shows it instead of
+    /// expressions, e.g. "[ meta load cpu => reg 1 ]"), so a diff shows it instead of
     /// hiding it.
     case opaque(String)
 

@@ -32,6 +32,13 @@ public struct Table: Sendable, Equatable {
     }
 
     public func set(named n: String) -> NamedSet? { sets.first { $0.name == n } }
+
+    /// The sets that hold the addresses of host `name` in family `f`: what `fwctl watch`
+    /// updates, element by element, when the name's answers change. Only the names sets
+    /// list hosts; sets of fixed prefixes list none.
+    public func sets(forHost name: String, family f: AddressFamily) -> [String] {
+        sets.filter { $0.keyType.family == f && $0.hosts.contains(name) }.map(\.name)
+    }
 }
 
 public struct NamedSet: Sendable, Equatable {
@@ -50,7 +57,8 @@ public struct NamedSet: Sendable, Equatable {
     public var name: String
     public var keyType: KeyType
     public var flags: [Flag]
-    /// Sorted, merged prefixes: the canonical form of the set's contents.
+    /// The canonical form of the set's contents, sorted: merged prefixes in an interval
+    /// set, single addresses (host prefixes, unique) in any other.
     public var elements: [CIDR]
     /// Host names whose addresses belong in this set (not a kernel object: shown as a
     /// comment, and used by `watch` to know what to refresh).

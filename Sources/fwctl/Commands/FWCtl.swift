@@ -14,7 +14,7 @@ struct FWCtl: ParsableCommand {
         3 a required name did not resolve; 4 the kernel refused; 5 missing privilege.
         """,
         version: "fwctl \(version) (commit \(commit))",
-        subcommands: [Check.self, Resolve.self, Compile.self, Apply.self, Diff.self, Status.self, Reset.self, Up.self, Proxy.self, CA.self, Env.self]
+        subcommands: [Check.self, Resolve.self, Compile.self, Apply.self, Diff.self, Status.self, Reset.self, Watch.self, Up.self, Proxy.self, CA.self, Env.self]
     )
 }
 

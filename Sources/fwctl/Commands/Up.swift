@@ -10,19 +10,21 @@ import Glibc
 #endif
 
 /// `fwctl up`: everything a devcontainer hook needs, in order, each step only after the one
-/// before it succeeded: apply the policy; create the CA if missing; stop the proxy a
-/// previous `up` started; start `fwctl proxy` in the background (it drops to proxy.user
-/// itself); wait until every listener answers.
+/// before it succeeded: apply the policy; start `fwctl watch` when the policy has names to
+/// keep fresh or the DNS filter; create the CA if missing; start `fwctl proxy` in the
+/// background (it drops to proxy.user itself); wait until each answers. A previous `up`'s
+/// watch and proxy are stopped once their successors are ready.
 ///
 /// Fail closed: when the policy cannot be applied and no table of fwctl's is in place, a
 /// lockdown table goes in (loopback and existing connections only). When the proxy does
 /// not come up, the applied firewall stays: proxied hosts are then unreachable, not open.
 struct Up: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply the policy, create the CA, start the proxy as proxy.user and wait until it answers.",
+        abstract: "Apply the policy, start watch, create the CA, start the proxy as proxy.user; wait until they answer.",
         discussion: """
         The one command a devcontainer's postStart hook runs. A second `up` replaces the first
-        (the old proxy is stopped). On failure the firewall is left closed and one line says what
+        (the old watch and proxy are stopped). watch runs when the policy names hosts to allow
+        directly or turns on dns.filter. On failure the firewall is left closed and one line says what
         failed. Exit codes as for apply; 1 when the proxy did not come up.
         """)
 
@@ -30,7 +32,9 @@ struct Up: ParsableCommand {
     @OptionGroup var kernel: KernelOptions
     @Flag(help: "Run the proxy in the foreground (this process becomes the proxy).") var foreground = false
     @Option(help: "Where the background proxy's own output goes.") var log = "/var/log/fwctl/proxy.log"
-    @Option(help: "Seconds to wait for the proxy to answer.") var timeout: Double = 10
+    @Option(name: .customLong("watch-log"), help: "Where the background `fwctl watch`'s own output goes.")
+    var watchLog = "/var/log/fwctl/watch.log"
+    @Option(help: "Seconds to wait for the proxy (and watch) to answer.") var timeout: Double = 10
 
     /// Where `up` keeps the background proxy's pid, one file per namespace and table.
     static let runDirectory = "/run/fwctl"
@@ -62,12 +66,24 @@ struct Up: ParsableCommand {
         let rules = ruleset.table.chains.reduce(0) { $0 + $1.rules.count }
         print("applied table inet \(table): \(ruleset.table.chains.count) chains, \(rules) rules, \(ruleset.table.sets.count) sets")
 
+        let policyPath = URL(fileURLWithPath: policy).standardizedFileURL.path
+        let exe = Self.executable()
+
+        // 2. watch, before the proxy: with the DNS filter, the proxy's own lookups go through it.
+        if !loaded.policy.directHostNames.isEmpty || loaded.policy.dns.filter {
+            try startWatch([exe, "watch", policyPath] + (kernel.netns.map { ["--netns", $0] } ?? []), table: table,
+                           filter: loaded.policy.dns.filter)
+        } else if let previous = Self.previousDaemon(Self.runFile("watch", table: table, suffix: "pid"), kind: "watch") {
+            // The new policy has nothing for watch to do.
+            stop(previous, kind: "watch")
+        }
+
         guard let proxy = loaded.policy.proxy else {
             print("no [proxy] section: nothing to start (\(Self.elapsed(since: started)))")
             return
         }
 
-        // 2. The CA, owned by the proxy user.
+        // 3. The CA, owned by the proxy user.
         let owner = try CA.owner(proxy, policy)
         do {
             let (_, created) = try CertificateAuthority.initialize(caDir: proxy.caDir, caCert: proxy.caCert, owner: owner)
@@ -78,13 +94,11 @@ struct Up: ParsableCommand {
         }
         try prepareAccessLog(proxy, owner: owner)
 
-        // 3. The new proxy, next to the previous one: both bind with SO_REUSEPORT, so the
+        // 4. The new proxy, next to the previous one: both bind with SO_REUSEPORT, so the
         //    ports are never free for another user to take in between. The previous one is
         //    stopped once the new one has said it serves.
         let pidFile = Self.pidFile(table: table)
-        let previous = Self.previousProxy(pidFile)
-        let exe = Self.executable()
-        let policyPath = URL(fileURLWithPath: policy).standardizedFileURL.path
+        let previous = Self.previousDaemon(pidFile)
         let argv = [exe, "proxy", policyPath] + (kernel.netns.map { ["--netns", $0] } ?? [])
         if foreground {
             if let previous { stop(previous) }
@@ -119,7 +133,7 @@ struct Up: ParsableCommand {
     /// Starts the proxy and waits (up to `timeout`) for its ready line on a pipe, written
     /// once every listener is bound. Not ready when it exits or stays silent (then it is
     /// stopped).
-    func startAndWait(_ argv: [String]) throws -> (pid: pid_t, ready: Bool) {
+    func startAndWait(_ argv: [String], kind: String = "proxy", log: String? = nil) throws -> (pid: pid_t, ready: Bool) {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else {
             Output.error("fwctl up: pipe: \(String(cString: strerror(errno)))")
@@ -127,14 +141,14 @@ struct Up: ParsableCommand {
         }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         let pid: pid_t
-        do { pid = try spawn(argv, readyFD: fds[1]) } catch { close(fds[0]); close(fds[1]); throw error }
+        do { pid = try spawn(argv, readyFD: fds[1], log: log ?? self.log) } catch { close(fds[0]); close(fds[1]); throw error }
         close(fds[1])
         defer { close(fds[0]) }
         var line: [UInt8] = []
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
-            Output.progress("waiting for the proxy (pid \(pid))")
+            Output.progress("waiting for \(kind) (pid \(pid))")
             guard poll(&p, 1, 100) >= 0 || errno == EINTR else { break }
             guard p.revents != 0 else { continue }
             var buf = [UInt8](repeating: 0, count: 64)
@@ -147,8 +161,31 @@ struct Up: ParsableCommand {
             }
         }
         Output.endProgress()
-        if Self.running(pid) { stop(pid) } else { _ = Self.exited(pid) }
+        if Self.running(pid) { stop(pid, kind: kind) } else { _ = Self.exited(pid) }
         return (pid, false)
+    }
+
+    /// Starts `fwctl watch` in the background next to a previous one (the filter's sockets
+    /// use SO_REUSEPORT, granted to the same user only), waits for its ready line (its first
+    /// round is done, the filter listens), then stops the previous one.
+    func startWatch(_ argv: [String], table: String, filter: Bool) throws {
+        let pidFile = Self.runFile("watch", table: table, suffix: "pid")
+        let previous = Self.previousDaemon(pidFile, kind: "watch")
+        var (pid, ready) = try startAndWait(argv, kind: "watch", log: watchLog)
+        if !ready, let previous, Self.running(previous) {
+            stop(previous, kind: "watch")
+            (pid, ready) = try startAndWait(argv, kind: "watch", log: watchLog)
+        }
+        guard ready else {
+            let effect = filter ? "DNS queries get no answer" : "addresses that change in DNS will be refused"
+            Output.error("fwctl up: watch did not come up; the firewall is applied, \(effect). Its output (\(watchLog)):")
+            Output.error(Self.tail(watchLog))
+            throw Exit.differences.code
+        }
+        try? FileManager.default.createDirectory(atPath: Self.runDirectory, withIntermediateDirectories: true)
+        try? "\(pid)\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+        if let previous, previous != pid { stop(previous, kind: "watch") }
+        print("watch ready (pid \(pid))\(filter ? ", DNS filter on" : ""); output in \(watchLog)")
     }
 
     // MARK: - Fail closed
@@ -174,25 +211,28 @@ struct Up: ParsableCommand {
 
     /// One per network namespace (named by its inode, which `--netns NAME`, a path and
     /// `ip netns exec` all agree on) and table.
-    static func pidFile(table: String) -> String {
+    static func pidFile(table: String) -> String { runFile("proxy", table: table, suffix: "pid") }
+
+    /// /run/fwctl/KIND-netnsINODE-TABLE.SUFFIX
+    static func runFile(_ kind: String, table: String, suffix: String) -> String {
         var st = stat()
         let ns = stat("/proc/self/ns/net", &st) == 0 ? "\(st.st_ino)" : "unknown"
-        return "\(runDirectory)/proxy-netns\(ns)-\(table).pid"
+        return "\(runDirectory)/\(kind)-netns\(ns)-\(table).\(suffix)"
     }
 
     /// The pid of the proxy a previous `up` started, when that process still is an fwctl
     /// proxy (a stale pid may belong to anything now).
-    static func previousProxy(_ pidFile: String) -> pid_t? {
+    static func previousDaemon(_ pidFile: String, kind: String = "proxy") -> pid_t? {
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
               let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { return nil }
         let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
         let args = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        guard args.count >= 2, args[0].hasSuffix("fwctl"), args[1] == "proxy", running(pid) else { return nil }
+        guard args.count >= 2, args[0].hasSuffix("fwctl"), args[1] == kind, running(pid) else { return nil }
         return pid
     }
 
     /// SIGTERM (the proxy stops accepting and drains for up to 5 s), SIGKILL after 7 s.
-    func stop(_ pid: pid_t) {
+    func stop(_ pid: pid_t, kind: String = "proxy") {
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(7)
         while Self.running(pid) && Date() < deadline { usleep(5_000) }
@@ -201,12 +241,12 @@ struct Up: ParsableCommand {
             while Self.running(pid) { usleep(5_000) }
         }
         _ = Self.exited(pid)
-        print("stopped the previous proxy (pid \(pid))")
+        print("stopped the previous \(kind) (pid \(pid))")
     }
 
     /// In its own session (it outlives this command), stdin from /dev/null, output appended
     /// to `log`.
-    func spawn(_ argv: [String], readyFD: Int32) throws -> pid_t {
+    func spawn(_ argv: [String], readyFD: Int32, log: String) throws -> pid_t {
         try? FileManager.default.createDirectory(atPath: (log as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -230,7 +270,7 @@ struct Up: ParsableCommand {
         env.removeAll()
         let rc = posix_spawn(&pid, argv[0], &actions, &attr, cArgs, cEnv)
         guard rc == 0 else {
-            Output.error("fwctl up: cannot start \(argv[0]): \(String(cString: strerror(rc))); the firewall is applied, proxied hosts are unreachable")
+            Output.error("fwctl up: cannot start \(argv[0]): \(String(cString: strerror(rc))); the firewall is applied")
             throw Exit.differences.code
         }
         return pid

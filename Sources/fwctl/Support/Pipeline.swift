@@ -39,7 +39,10 @@ enum Pipeline {
     static func resolve(_ loaded: LoadedPolicy, servers: [SocketEndpoint]) -> (resolution: Resolution, requiredFailed: Bool) {
         let names = loaded.policy.directHostNames
         let dns = loaded.policy.dns
-        let resolver = Resolver(options: ResolverOptions(servers: servers, timeoutMs: dns.timeoutMs, attempts: dns.attempts))
+        // The mark exempts fwctl's own queries from the DNS filter's redirect (where the
+        // process may set it: root or CAP_NET_ADMIN; elsewhere the queries go unmarked).
+        let resolver = Resolver(options: ResolverOptions(servers: servers, timeoutMs: dns.timeoutMs, attempts: dns.attempts,
+                                                         mark: DNSSettings.filterMark))
         let resolution = resolver.resolve(names) { done, total in
             Output.progress("resolving \(done)/\(total) names")
         }
