@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "FWNetlink", targets: ["FWNetlink"]),
         .library(name: "FWProxy", targets: ["FWProxy"]),
         .library(name: "FWWatch", targets: ["FWWatch"]),
+        .library(name: "FWIptables", targets: ["FWIptables"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -58,6 +59,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: v5),
 
+        // The iptables backend: the same ruleset through iptables-restore and ipset, for hosts
+        // whose firewall is iptables (legacy or nft flavour).
+        .target(name: "FWIptables", dependencies: ["FWPolicy", "FWRuleset", "FWRender"], swiftSettings: v5),
+
         // `fwctl watch`: the names sets kept true to DNS, and the DNS filter. Runs as root
         // (netlink, the socket mark): it never imports FWProxy.
         .target(name: "FWWatch", dependencies: [
@@ -72,7 +77,7 @@ let package = Package(
 
         // The thin command line.
         .executableTarget(name: "fwctl", dependencies: [
-            "FWPolicy", "FWResolve", "FWRuleset", "FWRender", "FWNetlink", "FWProxy", "FWWatch", "FWBuildInfo",
+            "FWPolicy", "FWResolve", "FWRuleset", "FWRender", "FWNetlink", "FWIptables", "FWProxy", "FWWatch", "FWBuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: v5),
 

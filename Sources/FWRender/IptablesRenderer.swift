@@ -16,7 +16,7 @@ public struct IptablesRenderer: Sendable {
     }
 
     public func parts(_ r: Ruleset) -> Parts {
-        Parts(ipset: r.table.sets.map { ipset($0, table: r.table.name) }.joined(),
+        Parts(ipset: ipsets(r).map(ipset).joined(),
               ipv4: restore(r.table, family: .ipv4),
               ipv6: restore(r.table, family: .ipv6))
     }
@@ -43,52 +43,100 @@ public struct IptablesRenderer: Sendable {
 
     public static func chainName(_ chain: String, table: String) -> String { "\(table)-\(chain)" }
 
-    func ipset(_ s: NamedSet, table: String) -> String {
-        let name = Self.ipsetName(s.name, table: table)
+    /// One ipset of fwctl's: its name, what `ipset create NAME` takes after the name, and
+    /// its members.
+    public struct Ipset: Sendable, Equatable {
+        public var name: String
+        public var spec: String
+        public var members: [String]
+        public var hosts: [String]
+    }
+
+    public func ipsets(_ r: Ruleset) -> [Ipset] {
+        r.table.sets.map { s in
+            // An interval set holds prefixes; any other single addresses. `timeout 0`: entries
+            // may carry a timeout (`fwctl watch`), and stay for good without one.
+            let type = s.flags.contains(.interval) ? "hash:net" : "hash:ip"
+            let timeout = s.flags.contains(.timeout) ? " timeout 0" : ""
+            return Ipset(name: Self.ipsetName(s.name, table: r.table.name),
+                         spec: "\(type) family \(s.keyType == .ipv4Addr ? "inet" : "inet6")\(timeout)",
+                         members: s.elements.map(\.description), hosts: s.hosts)
+        }
+    }
+
+    func ipset(_ s: Ipset) -> String {
         var out = ""
         if !s.hosts.isEmpty { out += "# hosts: \(s.hosts.joined(separator: ", "))\n" }
-        // An interval set holds prefixes; any other single addresses. `timeout 0`: entries
-        // may carry a timeout (`fwctl watch`), and stay for good without one.
-        let type = s.flags.contains(.interval) ? "hash:net" : "hash:ip"
-        let timeout = s.flags.contains(.timeout) ? " timeout 0" : ""
-        out += "create \(name) \(type) family \(s.keyType == .ipv4Addr ? "inet" : "inet6")\(timeout)\n"
-        for e in s.elements { out += "add \(name) \(e)\n" }
+        out += "create \(s.name) \(s.spec)\n"
+        for m in s.members { out += "add \(s.name) \(m)\n" }
         return out
+    }
+
+    /// One `iptables-restore` table section of fwctl's, as parts a backend can rearrange:
+    /// its chains, the jumps that hook them into built-in chains, and their rules.
+    public struct Section: Sendable, Equatable {
+        /// "filter" or "nat".
+        public var table: String
+        /// fwctl's chains, in order.
+        public var chains: [String]
+        /// (built-in chain, fwctl chain), in the order they are inserted with `-I`: on a
+        /// shared hook the last one inserted is jumped to first.
+        public var hooks: [Hook]
+        /// `-A CHAIN ...` lines.
+        public var rules: [String]
+
+        public struct Hook: Sendable, Equatable {
+            public var builtin: String
+            public var chain: String
+            public init(builtin: String, chain: String) { self.builtin = builtin; self.chain = chain }
+        }
+
+        public init(table: String, chains: [String], hooks: [Hook], rules: [String]) {
+            self.table = table; self.chains = chains; self.hooks = hooks; self.rules = rules
+        }
     }
 
     /// The filter table, then the nat table when the ruleset has nat chains (transparent
     /// mode, the DNS filter).
-    func restore(_ t: Table, family: AddressFamily) -> String {
+    public func sections(_ t: Table, family: AddressFamily) -> [Section] {
         let nat = t.chains.filter { $0.base?.type == .nat }
         let filter = t.chains.filter { $0.base?.type != .nat }
-        var out = section("filter", filter, table: t.name, family: family)
-        if !nat.isEmpty { out += section("nat", nat, table: t.name, family: family) }
+        var out = [section("filter", filter, table: t.name, family: family)]
+        if !nat.isEmpty { out.append(section("nat", nat, table: t.name, family: family)) }
         return out
+    }
+
+    func restore(_ t: Table, family: AddressFamily) -> String {
+        sections(t, family: family).map { s in
+            var out = "*\(s.table)\n"
+            for c in s.chains { out += ":\(c) - [0:0]\n" }
+            for h in s.hooks { out += "-I \(h.builtin) -j \(h.chain)\n" }
+            for r in s.rules { out += r + "\n" }
+            return out + "COMMIT\n"
+        }.joined()
     }
 
     /// Each base chain is hooked by `-I`, so on a shared hook the last chain is jumped to
     /// first. In nat that puts dns_filter before transparent, as it must be: unlike nft's
     /// separate base chains, an ACCEPT in the first jumped chain (transparent's exemptions)
     /// would end the hook's traversal before the DNS redirect.
-    func section(_ name: String, _ chains: [Chain], table: String, family: AddressFamily) -> String {
-        let t = Table(name: table, chains: chains)
-        var out = "*\(name)\n"
-        for c in t.chains { out += ":\(Self.chainName(c.name, table: t.name)) - [0:0]\n" }
-        for c in t.chains {
+    func section(_ name: String, _ chains: [Chain], table: String, family: AddressFamily) -> Section {
+        var out = Section(table: name, chains: chains.map { Self.chainName($0.name, table: table) }, hooks: [], rules: [])
+        for c in chains {
             if let b = c.base {
-                out += "-I \(b.hook.rawValue.uppercased()) -j \(Self.chainName(c.name, table: t.name))\n"
+                out.hooks.append(.init(builtin: b.hook.rawValue.uppercased(), chain: Self.chainName(c.name, table: table)))
             }
         }
-        for c in t.chains {
-            let chain = Self.chainName(c.name, table: t.name)
+        for c in chains {
+            let chain = Self.chainName(c.name, table: table)
             for r in c.rules {
-                for line in rule(r, family: family, table: t.name) { out += "-A \(chain) \(line)\n" }
+                for line in rule(r, family: family, table: table) { out.rules.append("-A \(chain) \(line)") }
             }
             if c.base?.policy == .drop, !(c.rules.last.map(isCatchAll) ?? false) {
-                out += "-A \(chain) -j DROP\n"
+                out.rules.append("-A \(chain) -j DROP")
             }
         }
-        return out + "COMMIT\n"
+        return out
     }
 
     func isCatchAll(_ r: Rule) -> Bool {

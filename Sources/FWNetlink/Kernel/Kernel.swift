@@ -33,6 +33,18 @@ public enum Kernel {
         }
     }
 
+    /// Whether this kernel speaks nf_tables (in the calling thread's namespace): a
+    /// netlink socket opens and answers a generation request.
+    public static func available() -> Bool {
+        guard let socket = try? NetlinkSocket() else { return false }
+        return (try? generation(socket)) != nil
+    }
+
+    /// Whether fwctl's table exists.
+    public static func tableExists(_ name: String) throws(NetlinkError) -> Bool {
+        try tableExists(name, socket: try NetlinkSocket())
+    }
+
     /// Removes fwctl's table and nothing else; false when there was none.
     @discardableResult
     public static func reset(table: String) throws(NetlinkError) -> Bool {

@@ -9,7 +9,17 @@ struct Reset: ParsableCommand {
     @Option(help: "The table to remove (firewall.table of the policy).") var table = "fwctl"
 
     func run() throws {
-        try kernel.prepare("reset")
+        try kernel.prepare("reset", iptables: true)
+        if case .iptables(let backend) = try kernel.choose("reset", table: table, findEither: true) {
+            do {
+                let existed = try backend.reset()
+                let tool = "iptables-\(backend.choice.flavour.rawValue)"
+                print(existed ? "removed fwctl's chains and ipsets of table \(table) from \(tool)" : "no chains or ipsets of table \(table) in \(tool); nothing to remove")
+            } catch {
+                throw KernelFailure.report("reset", error)
+            }
+            return
+        }
         do {
             let existed = try Kernel.reset(table: table)
             print(existed ? "removed table inet \(table)" : "no table inet \(table); nothing to remove")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FWIptables
 import FWNetlink
 import FWWatch
 import Foundation
@@ -14,7 +15,11 @@ struct Status: ParsableCommand {
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func run() throws {
-        try kernel.prepare("status")
+        try kernel.prepare("status", iptables: true)
+        if case .iptables(let backend) = try kernel.choose("status", table: table, findEither: true) {
+            try iptablesStatus(backend)
+            return
+        }
         let live: Ruleset?
         do { live = try KernelReader.read(table: table) } catch { throw KernelFailure.report("status", error) }
         guard let r = live else {
@@ -41,6 +46,33 @@ struct Status: ParsableCommand {
             print("# no fwctl watch runs for this table: host addresses stay as apply resolved them")
         }
         print(NftRenderer(options: .init(counters: true, notes: false, tableComment: false)).render(r), terminator: "")
+    }
+
+    func iptablesStatus(_ backend: IptablesBackend) throws {
+        let live: IptablesBackend.Live
+        do { live = try backend.read(counters: true) } catch { throw KernelFailure.report("status", error) }
+        let tool = "iptables-\(backend.choice.flavour.rawValue)"
+        let record = live.record.flatMap(ApplyRecord.init(comment:))
+        if json {
+            let applied: JSONValue = record.map {
+                .object([("at", .string($0.appliedAt)), ("version", .string($0.version)),
+                         ("policy", .string($0.policyPath)), ("sha256", .string($0.policySHA256))])
+            } ?? .null
+            print(JSONValue.object([("table", .string(table)), ("backend", .string(tool)), ("present", .bool(!live.isEmpty)),
+                                    ("applied", applied), ("rules", .string(live.text(counters: true)))]).render(), terminator: "")
+            if live.isEmpty { throw Exit.differences.code }
+            return
+        }
+        guard !live.isEmpty else {
+            Output.error("fwctl status: no chains or ipsets of table \(table) in \(tool) in this network namespace")
+            throw Exit.differences.code
+        }
+        if let a = record {
+            print("# applied \(a.appliedAt) by fwctl \(a.version) from \(a.policyPath) (sha256 \(a.policySHA256)) with \(tool)")
+        } else {
+            print("# \(tool): no apply record (not applied by fwctl?)")
+        }
+        print(live.text(counters: true), terminator: "")
     }
 
     /// The summary a running `fwctl watch` keeps for this namespace and table; nil when

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FWIptables
 import FWNetlink
 import FWPolicy
 import FWRender
@@ -17,9 +18,9 @@ struct KernelOptions: ParsableArguments {
 
     /// Enters the namespace (before any DNS or netlink work, so both happen inside) and
     /// checks the backend and the privilege. `command` names the caller in messages.
-    func prepare(_ command: String, needsPrivilege: Bool = true) throws {
-        if backend == .iptables {
-            Output.error("fwctl \(command): --backend iptables is not available yet; use nft (the default)")
+    func prepare(_ command: String, needsPrivilege: Bool = true, iptables: Bool = false) throws {
+        if backend == .iptables && !iptables {
+            Output.error("fwctl \(command): --backend iptables is for apply, diff, status and reset; \(command) needs nftables (--backend nft)")
             throw Exit.usage.code
         }
         if let ns = netns {
@@ -34,8 +35,67 @@ struct KernelOptions: ParsableArguments {
     }
 }
 
+/// The backend a kernel command uses, once chosen.
+enum ChosenBackend {
+    case nft
+    case iptables(IptablesBackend)
+}
+
+extension KernelOptions {
+    /// `--backend` as given, or auto: nftables over netlink where the kernel has nf_tables,
+    /// iptables otherwise (saying so). Auto refuses to go on when fwctl's rules are in place
+    /// in the other backend: mixing two backends in one namespace needs an explicit choice.
+    /// `findEither` (status, reset): auto goes where fwctl's rules are, in either backend.
+    /// Call after `prepare` (inside the namespace).
+    func choose(_ command: String, table: String, findEither: Bool = false) throws -> ChosenBackend {
+        switch backend {
+        case .nft:
+            return .nft
+        case .iptables:
+            return .iptables(try iptablesBackend(command, table: table, announce: true))
+        case .auto:
+            let nft = FWNetlink.Kernel.available()
+            // fwctl's chains in either iptables flavour (the tools may not be installed).
+            let flavours = IptablesBackend.inPlace(table: table)
+            let inIptables = flavours.map { "iptables-\($0.rawValue)" }
+            if nft {
+                if findEither, flavours.count == 1, (try? FWNetlink.Kernel.tableExists(table)) == false,
+                   let choice = IptablesFlavour.Choice(flavours[0], reason: "fwctl's rules are there") {
+                    Output.error("fwctl \(command): fwctl's rules for table \(table) are in \(inIptables[0]) here: using the iptables backend")
+                    return .iptables(IptablesBackend(choice: choice, table: table))
+                }
+                if let found = inIptables.first {
+                    Output.error("fwctl \(command): fwctl's rules for table \(table) are in place in \(found) here; give --backend iptables to keep using them, or --backend nft to move (then remove the old ones: fwctl reset --backend iptables)")
+                    throw Exit.usage.code
+                }
+                return .nft
+            }
+            Output.error("fwctl \(command): this kernel has no nf_tables: using the iptables backend")
+            return .iptables(try iptablesBackend(command, table: table, announce: true))
+        }
+    }
+
+    private func iptablesBackend(_ command: String, table: String, announce: Bool) throws -> IptablesBackend {
+        let choice: IptablesFlavour.Choice
+        do { choice = try IptablesFlavour.detect() } catch {
+            Output.error("fwctl \(command): \(error)")
+            throw Exit.kernelRefused.code
+        }
+        if announce { Output.error("fwctl \(command): iptables backend: iptables-\(choice.flavour.rawValue) (\(choice.reason))") }
+        return IptablesBackend(choice: choice, table: table)
+    }
+}
+
 /// Maps kernel-path errors to one line and the contract's exit code.
 enum KernelFailure {
+    static func report(_ command: String, _ error: IptablesError) -> ExitCode {
+        switch error {
+        case .refused(let what): Output.error("fwctl \(command): \(what); nothing was changed")
+        case .unavailable(let what): Output.error("fwctl \(command): \(what)")
+        }
+        return Exit.kernelRefused.code
+    }
+
     static func report(_ command: String, _ error: NetlinkError) -> ExitCode {
         switch error {
         case .permission:
@@ -63,6 +123,14 @@ enum Compiled {
                                  policySHA256: SHA256.hex(loaded.text.utf8), policyPath: absolute)
         r.table.comment = record.comment
         return r
+    }
+
+    /// fwctl's live iptables rules and ipsets against the policy's, loaded the same way.
+    static func diff(live: IptablesBackend.Live, compiled: IptablesBackend.Live, backend: IptablesBackend, color: Bool) -> String {
+        let tool = "iptables-\(backend.choice.flavour.rawValue)"
+        return UnifiedDiff(color: color).render(old: live.text(), new: compiled.text(),
+                                                oldLabel: live.isEmpty ? "live: nothing of table \(backend.table) in \(tool)" : "live: \(tool), table \(backend.table)",
+                                                newLabel: "policy: \(tool), table \(backend.table)")
     }
 
     /// The live table against the compiled one, as a unified diff ("" when equal).
