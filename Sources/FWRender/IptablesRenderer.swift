@@ -210,6 +210,9 @@ public struct IptablesRenderer: Sendable {
             }
         case .mark(let m):
             return ["-m mark --mark " + String(format: "0x%x", m)]
+        case .socketMark(let m):
+            // The socket's mark copied to the packet (when a socket takes it), then compared.
+            return ["-m socket --restore-skmark -m mark --mark " + String(format: "0x%x", m)]
         case .opaque(let text):
             return ["-m comment --comment \"not an fwctl expression: \(text)\""]
         }

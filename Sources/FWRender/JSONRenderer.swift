@@ -84,6 +84,8 @@ public struct JSONRenderer: Sendable {
             return .object([("kind", .string("skuid")), ("user", .string(n))])
         case .mark(let m):
             return .object([("kind", .string("mark")), ("value", .int(Int64(m)))])
+        case .socketMark(let m):
+            return .object([("kind", .string("socket_mark")), ("value", .int(Int64(m)))])
         case .opaque(let text):
             return .object([("kind", .string("opaque")), ("value", .string(text))])
         }

@@ -73,10 +73,12 @@ public struct NftRenderer: Sendable {
 
     /// nft's standard priority names for the values fwctl uses, as `nft list` prints them:
     /// dstnat and srcnat only on the hooks they are named for (a nat output chain at -100
-    /// prints as -100).
+    /// prints as -100); within 10 of filter (0) as an offset of it ("filter - 10").
     static func priorityName(_ p: Int, hook: Chain.Hook) -> String {
         switch (p, hook) {
         case (0, _): return "filter"
+        case (-10 ... -1, _): return "filter - \(-p)"
+        case (1...10, _): return "filter + \(p)"
         case (-100, .prerouting): return "dstnat"
         case (100, .postrouting): return "srcnat"
         default: return "\(p)"
@@ -116,6 +118,8 @@ public struct NftRenderer: Sendable {
             return "meta skuid \(u)"
         case .mark(let m):
             return "meta mark " + String(format: "0x%08x", m)
+        case .socketMark(let m):
+            return "socket mark " + String(format: "0x%08x", m)
         case .opaque(let text):
             // Not nft syntax on purpose: fed back to `nft -f`, the rule is refused instead
             // of loading without the part fwctl could not read.

@@ -180,10 +180,17 @@ public final class Watcher: @unchecked Sendable {
         commit(now: now)
     }
 
-    private func commit(now: Double) {
+    private func commit(now: Double, only: [ElementKey]? = nil) {
         guard tablePresent else { return }
+        // An `apply` since the last look replaced the sets, maybe under a new policy:
+        // claims made under the old one must not go into them. Take the table over
+        // instead (every name is asked again at once).
+        if let comment = try? keeper.tableComment(), comment != tableComment {
+            checkTable(now: now)
+            return
+        }
         do {
-            try keeper.commit(now: now, unclaimedGrace: fullRoundDone ? 2 * Double(policy.minTTL) : nil)
+            try keeper.commit(now: now, unclaimedGrace: fullRoundDone ? 2 * Double(policy.minTTL) : nil, only: only)
         } catch {
             options.log(.warning("the sets were not updated: \(error); trying again at the next table check"))
             nextTableCheck = 0
@@ -277,16 +284,17 @@ public final class Watcher: @unchecked Sendable {
         guard let sets = policy.sets[normalized] else { return }
         let now = Self.now()
         let clamped = Double(policy.clamp(ttl))
-        var claimed = false
+        var claimed: [ElementKey] = []
         for address in addresses {
             let keys = (sets[address.family] ?? []).map { ElementKey(set: $0, address: address) }
             // Enough time left for the client's whole TTL (the filter caps it at max_ttl):
             // no transaction on the query's path.
             if let left = keeper.book.remaining(keys, now: now), left >= clamped { continue }
             for key in keys { keeper.claim(key, by: normalized, until: now + 2 * clamped) }
-            claimed = true
+            claimed += keys
         }
-        if claimed { commit(now: now) }
+        // Only these elements: an admission must not cost a walk over the whole book.
+        if !claimed.isEmpty { commit(now: now, only: claimed) }
     }
 
     public func setFilterStats(_ stats: @escaping () -> WatchSummary.Filter?) {

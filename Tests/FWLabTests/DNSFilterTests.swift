@@ -146,6 +146,133 @@ final class DNSFilterTests: LabTestCase {
         XCTAssertFalse(docker.output.contains("blocked.lab.test"), "a query went past the filter to Docker's resolver: \(docker.output)")
         XCTAssertEqual(try dig("app.lab.test", server: "127.0.0.11").records, ["203.0.113.182"],
                        "the forwarder's own query must reach Docker's resolver")
+        // Docker's real port on its own loopback address: only fwctl's marked queries get there.
+        let direct = try lab.exec(in: lab.sandbox, [try tool("dig"), "@127.0.0.11", "-p", "5300", "direct.blocked.lab.test",
+                                                    "+time=1", "+tries=1"])
+        XCTAssertFalse(direct.stdout.contains("status:"), "the resolver's real port answered: \(direct.stdout)")
+        XCTAssertFalse(docker.output.contains("direct.blocked.lab.test"), "a query reached Docker's resolver past the filter")
+    }
+
+    static let sandboxUser: UInt32 = 1000
+
+    func asSandboxUser(_ script: String, seconds: Int = 30) throws -> ProcessResult {
+        try lab.exec(in: lab.sandbox, [try tool("setpriv"), "--reuid=\(Self.sandboxUser)", "--regid=\(Self.sandboxUser)",
+                                       "--clear-groups", try tool("python3"), "-c", script], seconds: seconds)
+    }
+
+    /// The filter's port belongs to the forwarder: another user can neither share it while
+    /// watch runs, nor answer the redirected queries when watch is gone.
+    func testAnotherUserCannotTakeTheFiltersPort() throws {
+        let share = try asSandboxUser("""
+            import socket
+            taken = []
+            for opt in (socket.SO_REUSEADDR, socket.SO_REUSEPORT):
+                for fam, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                    s = socket.socket(fam, socket.SOCK_DGRAM)
+                    s.setsockopt(socket.SOL_SOCKET, opt, 1)
+                    try:
+                        s.bind((host, 5353)); taken.append((opt, host))
+                    except OSError:
+                        pass
+            print(taken)
+            """)
+        XCTAssertEqual(share.stdout, "[]\n", "the sandbox user shares the filter's port: \(share.stdout)\(share.stderr)")
+
+        watch?.stop()
+        // watch is gone: the sandbox user takes the port and answers whatever arrives.
+        let squatter = try Daemon([try tool("ip"), "netns", "exec", lab.sandbox.name, try tool("setpriv"), "--reuid=1000", "--regid=1000",
+                                   "--clear-groups", try tool("python3"), "-u", "-c", """
+            import socket, select
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 5353))
+            t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(("127.0.0.1", 5353)); t.listen(8)
+            print("ready", flush=True)
+            while True:
+                r, _, _ = select.select([u, t], [], [])
+                for s in r:
+                    if s is u:
+                        data, peer = u.recvfrom(2048); print("got udp", flush=True)
+                        u.sendto(data[:2] + b"\\x81\\x80" + data[4:], peer)
+                    else:
+                        c, _ = t.accept(); print("got tcp", flush=True); c.close()
+            """], log: lab.workDir.appendingPathComponent("squatter.log").path)
+        defer { squatter.stop() }
+        for _ in 0..<100 where !squatter.output.contains("ready") { usleep(20_000) }
+        XCTAssertTrue(squatter.output.contains("ready"), squatter.output)
+        XCTAssertTrue(try dig("app.lab.test", server: Lab.Address.resolver).status.hasPrefix("no answer"))
+        XCTAssertTrue(try dig("app.lab.test", server: Lab.Address.resolver, tcp: true).status.hasPrefix("no answer"))
+        XCTAssertFalse(squatter.output.contains("got"), "the redirected queries reached another user's socket: \(squatter.output)")
+    }
+
+    /// A UDP flow of fwctl's own (marked, so never redirected) that another user picks up:
+    /// the same source port, right after. Conntrack takes the user's packets for the old
+    /// flow (no NAT decision again, and `established`), so only a rule before
+    /// `established` keeps them from the resolver.
+    func testAnotherUsersPacketsOnFwctlsFlowDoNotReachTheResolver() throws {
+        let port = 40000 + Int.random(in: 0..<20000)
+        let label = "reuse\(UInt32.random(in: 0 ... .max))"
+        let query = """
+            def query(name):
+                q = b"\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00"
+                for label in name.split("."):
+                    q += bytes([len(label)]) + label.encode()
+                return q + b"\\x00\\x00\\x10\\x00\\x01"
+            """
+        // As root, with fwctl's mark: what the forwarder's own upstream query looks like.
+        let marked = try lab.exec(in: lab.sandbox, [try tool("python3"), "-c", query + "\n" + """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(socket.SOL_SOCKET, 36, 0x46574453)
+            s.bind(("0.0.0.0", \(port)))
+            s.settimeout(2)
+            s.sendto(query("app.lab.test"), ("\(DynamicDNS.address)", 53))
+            s.recvfrom(2048)
+            print("answered")
+            """])
+        XCTAssertEqual(marked.stdout, "answered\n", marked.stderr)
+        // The sandbox user, same source port, same server, unmarked.
+        let reuse = try asSandboxUser(query + "\n" + """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", \(port)))
+            s.settimeout(1)
+            s.sendto(query("\(label).exfil.lab.test"), ("\(DynamicDNS.address)", 53))
+            try:
+                s.recvfrom(2048); print("answered")
+            except OSError:
+                print("no answer")
+            """)
+        usleep(300_000)
+        XCTAssertFalse(dns.log.contains(label), "a query riding fwctl's flow reached the server: \(reuse.stdout)\(reuse.stderr)")
+    }
+
+    /// Slow TCP clients cannot hold the forwarder: connections are capped, UDP goes on.
+    func testManyTCPConnectionsDoNotStopTheForwarder() throws {
+        let r = try asSandboxUser("""
+            import socket, time
+            held = []
+            for i in range(100):
+                try:
+                    c = socket.create_connection(("127.0.0.1", 5353), timeout=1); c.send(b"\\x00"); held.append(c)
+                except OSError:
+                    pass
+            time.sleep(0.5)
+            alive = 0
+            for c in held:
+                c.setblocking(False)
+                try:
+                    alive += 0 if c.recv(1) == b"" else 1
+                except BlockingIOError:
+                    alive += 1
+                except OSError:
+                    pass
+            print(alive)
+            """)
+        let alive = Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        XCTAssertTrue((1...64).contains(alive), "open TCP connections to the forwarder: \(r.stdout)\(r.stderr)")
+        XCTAssertEqual(try dig("app.lab.test", server: Lab.Address.resolver).records, ["203.0.113.180"])
+        XCTAssertTrue(watch?.isRunning ?? false)
     }
 
     func testMalformedPacketsDoNotStopTheForwarder() throws {

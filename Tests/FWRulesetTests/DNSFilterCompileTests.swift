@@ -23,21 +23,38 @@ final class DNSFilterCompileTests: XCTestCase {
 
     func testDNSRulesNeedTheMarkAndTheForwarderIsReachable() throws {
         let output = try Self.compile(filter: true).table.chains[0]
-        let dns = Self.rules(output).filter { $0.contains("dport 53") || $0.contains("dport 5300") }
+        let rules = Self.rules(output)
+        let dns = rules.filter { $0.contains("dport 53") || $0.contains("dport 5300") }
         XCTAssertEqual(dns, [
             "meta mark 0x46574453 ip daddr 192.0.2.53 tcp dport 53 counter accept",
             "meta mark 0x46574453 ip daddr 192.0.2.53 udp dport 53 counter accept",
+            "udp dport 53 counter drop",
+            "tcp dport 53 counter drop",
             "ip daddr 127.0.0.1 tcp dport 5300 counter accept",
             "ip daddr 127.0.0.1 udp dport 5300 counter accept",
             "ip6 daddr ::1 tcp dport 5300 counter accept",
             "ip6 daddr ::1 udp dport 5300 counter accept",
         ])
         XCTAssertEqual(DNSSettings.filterMark, 0x4657_4453)
+        // DNS is decided before `established`: an old flow to port 53 must not go on.
+        let established = try XCTUnwrap(rules.firstIndex { $0.hasPrefix("ct state") })
+        XCTAssertLessThan(try XCTUnwrap(rules.firstIndex(of: "udp dport 53 counter drop")), established)
+    }
+
+    func testTheFiltersPortTakesOnlyTheForwardersSocket() throws {
+        let guardChain = try XCTUnwrap(Self.compile(filter: true).table.chains.first { $0.name == "dns_filter_in" })
+        XCTAssertEqual(guardChain.base, Chain.Base(type: .filter, hook: .input, priority: -10, policy: .accept))
+        XCTAssertEqual(Self.rules(guardChain), [
+            "udp dport 5300 socket mark 0x46574453 accept",
+            "udp dport 5300 counter drop",
+            "tcp dport 5300 ct state new socket mark 0x46574453 accept",
+            "tcp dport 5300 ct state new counter drop",
+        ])
     }
 
     func testNatChainRedirectsEveryUnmarkedQuery() throws {
         let r = try Self.compile(filter: true)
-        XCTAssertEqual(r.table.chains.map(\.name), ["output", "input", "dns_filter"])
+        XCTAssertEqual(r.table.chains.map(\.name), ["output", "input", "dns_filter_in", "dns_filter"])
         let nat = try XCTUnwrap(r.table.chains.last)
         // Before Docker's nat chain for its embedded resolver (-100): see DNSFilterLayer.natPriority.
         XCTAssertEqual(nat.base, Chain.Base(type: .nat, hook: .output, priority: -110, policy: .accept))

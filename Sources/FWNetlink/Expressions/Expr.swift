@@ -17,6 +17,7 @@ enum Expr: Equatable {
     case reject(Reject)
     case immediate(Immediate)
     case redir(Redir)
+    case socket(Socket)
     /// An expression fwctl never emits, kept by name for an honest read-back.
     case other(name: String)
 
@@ -36,6 +37,7 @@ enum Expr: Equatable {
         case .reject(let x): return x.build()
         case .immediate(let x): return x.build()
         case .redir(let x): return x.build()
+        case .socket(let x): return x.build()
         case .other(let name): return nftnl_expr_alloc(name)
         }
     }
@@ -57,6 +59,7 @@ enum Expr: Equatable {
         case Reject.name: self = .reject(Reject(e))
         case Immediate.name: self = .immediate(Immediate(e))
         case Redir.name: self = .redir(Redir(e))
+        case Socket.name: self = .socket(Socket(e))
         default: self = .other(name: name)
         }
     }

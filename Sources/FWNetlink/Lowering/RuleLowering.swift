@@ -95,6 +95,8 @@ struct RuleLowering {
             e += [.meta(Meta(.skuid)), .cmp(Cmp(.eq, Self.hostOrder32(uid)))]
         case .mark(let mark):
             e += [.meta(Meta(.mark)), .cmp(Cmp(.eq, Self.hostOrder32(mark)))]
+        case .socketMark(let mark):
+            e += [.socket(Socket(.mark)), .cmp(Cmp(.eq, Self.hostOrder32(mark)))]
         case .socketUser(.name(let name)):
             // Kernel commands resolve proxy.user before compiling (Pipeline); a name here
             // would have no uid to send.

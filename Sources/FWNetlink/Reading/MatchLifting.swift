@@ -13,6 +13,7 @@ extension RuleScanner {
         if let m = interface(at: i) { return (m, 2) }
         if let uid = meta32(.skuid, at: i) { return (.socketUser(.uid(uid)), 2) }
         if let mark = meta32(.mark, at: i) { return (.mark(mark), 2) }
+        if let mark = socketMark(at: i) { return (.socketMark(mark), 2) }
         if let p = l4proto(at: i), let t = Self.transport(p) { ctx.l4 = p; return (.l4proto(t), 2) }
         return nil
     }
@@ -20,6 +21,12 @@ extension RuleScanner {
     /// `meta load skuid|mark => reg 1` + `cmp eq reg 1 VALUE` (host byte order, all 32 bits).
     func meta32(_ key: Meta.Key, at i: Int) -> UInt32? {
         guard case .meta(let m)? = at(i), m.key == key.rawValue, let v = cmpEq(at: i + 1, len: 4) else { return nil }
+        return v.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+    }
+
+    /// `socket load mark => reg 1` + `cmp eq reg 1 VALUE` (host byte order).
+    func socketMark(at i: Int) -> UInt32? {
+        guard case .socket(let s)? = at(i), s.key == Socket.Key.mark.rawValue, let v = cmpEq(at: i + 1, len: 4) else { return nil }
         return v.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
     }
 

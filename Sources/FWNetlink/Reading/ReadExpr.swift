@@ -61,6 +61,8 @@ struct ReadExpr {
             // The kernel reports proto_max as proto_min when none was given.
             return r.protoMinReg == reg1 && r.flags == Redir.protoSpecified
                 && (!e.has(attr(NFTNL_EXPR_REDIR_REG_PROTO_MAX)) || e.u32(attr(NFTNL_EXPR_REDIR_REG_PROTO_MAX)) == reg1)
+        case .socket(let s):
+            return s.dreg == reg1 && !e.has(attr(NFTNL_EXPR_SOCKET_LEVEL))
         case .other:
             return false
         }
@@ -95,6 +97,7 @@ extension Expr {
         case .reject: return Reject.name
         case .immediate: return Immediate.name
         case .redir: return Redir.name
+        case .socket: return Socket.name
         case .other(let n): return n
         }
     }

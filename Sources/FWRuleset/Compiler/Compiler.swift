@@ -48,6 +48,7 @@ public enum Compiler {
 
         var chains = [outputChain(p, input: input, groups: groups, proxy: proxy, dnsFilter: dnsFilter)]
         if p.firewall.inbound == .established { chains.append(inputChain(p)) }
+        if let guardChain = dnsFilter?.inputGuard { chains.append(guardChain) }
         // Direct destinations (and the host's own subnets) are reached directly, not redirected.
         let direct = (p.firewall.hostNetwork ? hostNetworkRules(.destination) : []) + groups.flatMap(\.rules)
         if let nat = proxy?.natChain(direct: direct) { chains.append(nat) }
@@ -77,12 +78,14 @@ public enum Compiler {
 
     static func outputChain(_ p: Policy, input: CompileInput, groups: [AllowGroup], proxy: ProxyLayer?,
                             dnsFilter: DNSFilterLayer?) -> Chain {
-        var rules: [Rule] = [
-            Rule([.interfaceName(.destination, "lo")], [.counter], .accept),
-            Rule([.ctState([.established, .related])], [.counter], .accept),
-        ]
+        var rules = dnsFilter?.loopbackGuards(input.dnsServers) ?? []
+        rules.append(Rule([.interfaceName(.destination, "lo")], [.counter], .accept))
+        // With the filter, DNS is decided before `established`: a flow to port 53 opened
+        // before the filter existed must not carry on past it.
+        if let dnsFilter { rules += dnsRules(input.dnsServers, mark: dnsFilter.mark) + dnsFilter.blockRules }
+        rules.append(Rule([.ctState([.established, .related])], [.counter], .accept))
         if p.firewall.icmp == .essential { rules += icmpRules(inbound: false) }
-        rules += dnsRules(input.dnsServers, mark: dnsFilter?.mark)
+        if dnsFilter == nil { rules += dnsRules(input.dnsServers) }
         rules += dnsFilter?.filterRules ?? []
         if p.firewall.hostNetwork { rules += hostNetworkRules(.destination) }
         for g in groups { rules += g.rules }

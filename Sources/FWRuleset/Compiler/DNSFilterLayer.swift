@@ -35,8 +35,48 @@ struct DNSFilterLayer {
         AddressFamily.allCases.map { SocketEndpoint(address: .localHost($0), port: port) }
     }
 
-    /// For the filter output chain, right after the DNS rules.
+    /// For the filter output chain, where the DNS rules would be: the redirected queries
+    /// on their way to the forwarder.
     var filterRules: [Rule] { Compiler.dnsRules(listeners) }
+
+    /// After the marked DNS rules and before `ct state established`: any other packet to
+    /// port 53 is dropped, so a flow opened before the filter existed (conntrack keeps it
+    /// out of the nat chain) cannot go on. Redirected queries are past nat here, at
+    /// `filter_port`, and unaffected.
+    var blockRules: [Rule] {
+        [TransportProtocol.udp, .tcp].map { Rule([.port($0, .destination, .ranges([Self.dnsPort]))], [.counter], .drop) }
+    }
+
+    /// First in the output chain, before loopback is accepted: a resolver on a loopback
+    /// address of its own (Docker's 127.0.0.11, DNATed to a random port) is reachable with
+    /// fwctl's mark only, on any port; otherwise the sandbox would talk to the real port
+    /// past the filter. 127.0.0.1 and ::1 are left alone: the forwarder and the proxy are there.
+    func loopbackGuards(_ servers: [SocketEndpoint]) -> [Rule] {
+        let own = Set(servers.map(\.address).filter { $0.isLoopback && $0 != .localHost($0.family) })
+        return own.sorted().flatMap { a -> [Rule] in
+            let to = Match.address(.destination, a.family, .prefix(CIDR(host: a)))
+            return [Rule([to, .mark(mark)], [.counter], .accept), Rule([to], [.counter], .drop)]
+        }
+    }
+
+    static let guardChain = "dns_filter_in"
+
+    /// An input chain of its own (whatever `inbound` says): packets to `filter_port` reach
+    /// only a socket that carries fwctl's mark, the forwarder's. Another user cannot stand
+    /// in for it (binding the port while watch is down, or beside it) and answer the
+    /// redirected queries: the proxy's lookups among them.
+    var inputGuard: Chain {
+        let port = PortMatch.ranges([PortRange(port: port)])
+        var rules: [Rule] = []
+        for proto in [TransportProtocol.udp, .tcp] {
+            // TCP by its first packet: the handshake's last ACK finds a request socket,
+            // which has no mark to read; what follows belongs to a connection let in.
+            let first: [Match] = proto == .tcp ? [.ctState([.new])] : []
+            rules.append(Rule([.port(proto, .destination, port)] + first + [.socketMark(mark)], [], .accept))
+            rules.append(Rule([.port(proto, .destination, port)] + first, [.counter], .drop))
+        }
+        return Chain(name: Self.guardChain, base: .init(type: .filter, hook: .input, priority: -10, policy: .accept), rules: rules)
+    }
 
     var natChain: Chain {
         var rules = [Rule([.mark(mark)], [], .accept)]

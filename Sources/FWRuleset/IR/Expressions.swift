@@ -22,6 +22,9 @@ public enum Match: Sendable, Equatable {
     /// `meta mark 0x46574453`: the packet's mark equals this value, all 32 bits (set by
     /// the sending socket's SO_MARK on output).
     case mark(UInt32)
+    /// `socket mark 0x46574453`: the local socket a packet is delivered to carries this
+    /// mark (input hooks only; no match when no socket takes the packet).
+    case socketMark(UInt32)
     /// Read back from the kernel but not something fwctl emits: kept as text (the kernel
     /// expressions, e.g. "[ meta load cpu => reg 1 ]"), so a diff shows it instead of
     /// hiding it.

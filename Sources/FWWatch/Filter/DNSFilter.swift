@@ -20,8 +20,11 @@ public final class DNSFilter: @unchecked Sendable {
     /// More queries than this waiting for upstream answers get SERVFAIL at once: a flood
     /// must not queue without bound.
     static let maxInFlight = 256
-    /// A TCP client that sends nothing for this long is closed.
-    static let tcpIdle = TimeAmount.seconds(10)
+    /// A TCP connection lives at most this long (a slow client cannot hold it open).
+    static let tcpLifetime = TimeAmount.seconds(10)
+    /// At most this many TCP connections at once; more are closed at once.
+    static let maxTCP = 64
+    let tcpConnections = NIOLockedValueBox(0)
     static let servfail: UInt8 = 2, nxdomain: UInt8 = 3
 
     private let watcher: Watcher
@@ -50,21 +53,39 @@ public final class DNSFilter: @unchecked Sendable {
         for host in ["127.0.0.1", "::1"] {
             do {
                 // SO_REUSEPORT: a new watch (`fwctl up` again) binds next to the old one before
-                // the old one stops; the kernel grants it to the same user only.
+                // the old one stops; the kernel grants it to the same user only. Never
+                // SO_REUSEADDR on UDP: two sockets with it may share a port whatever their
+                // users. SO_MARK: the ruleset's input guard lets only a socket with fwctl's
+                // mark receive at this port.
+                let reusePort = ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT))
+                let mark = ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_MARK))
+                let markValue = Int(Int32(bitPattern: DNSSettings.filterMark))
                 let udp = try DatagramBootstrap(group: group)
-                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .channelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
+                    .channelOption(reusePort, value: 1)
+                    .channelOption(mark, value: markValue)
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPQueryHandler(filter: self)) }
                     }
                     .bind(host: host, port: Int(port)).wait()
                 let tcp = try ServerBootstrap(group: group)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
+                    .serverChannelOption(reusePort, value: 1)
+                    .serverChannelOption(mark, value: markValue)
                     .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
+                        // Bounded: at most `maxTCP` connections, each closed `tcpLifetime`
+                        // after it was accepted, however it trickles bytes.
+                        guard self.tcpConnections.withLockedValue({ n -> Bool in
+                            guard n < Self.maxTCP else { return false }
+                            n += 1
+                            return true
+                        }) else {
+                            return channel.close()
+                        }
+                        channel.closeFuture.whenComplete { _ in self.tcpConnections.withLockedValue { $0 -= 1 } }
+                        let deadline = channel.eventLoop.scheduleTask(in: Self.tcpLifetime) { channel.close(promise: nil) }
+                        channel.closeFuture.whenComplete { _ in deadline.cancel() }
+                        return channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandlers([
-                                IdleStateHandler(readTimeout: Self.tcpIdle),
                                 ByteToMessageHandler(TCPFrameDecoder()),
                                 TCPQueryHandler(filter: self),
                             ])

@@ -64,10 +64,6 @@ final class TCPQueryHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) }
-    }
-
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }

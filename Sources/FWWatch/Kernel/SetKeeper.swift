@@ -46,15 +46,15 @@ final class SetKeeper {
     /// A refused batch (an element expired between the read and the write, in replace
     /// mode) is retried once against a fresh read of the kernel's elements.
     @discardableResult
-    func commit(now: Double, unclaimedGrace: Double?) throws(NetlinkError) -> Int {
-        book.expire(now: now)
-        let pending = book.pending(now: now, unclaimedGrace: unclaimedGrace)
+    func commit(now: Double, unclaimedGrace: Double?, only: [ElementKey]? = nil) throws(NetlinkError) -> Int {
+        if only == nil { book.expire(now: now) }
+        let pending = book.pending(now: now, unclaimedGrace: unclaimedGrace, only: only)
         guard !pending.isEmpty else { return 0 }
         do {
             try write(pending)
         } catch .refused(_, let e) where e == ENOENT_ {
             try reread(now: now)
-            try write(book.pending(now: now, unclaimedGrace: unclaimedGrace))
+            try write(book.pending(now: now, unclaimedGrace: unclaimedGrace, only: only))
         }
         if mode == .unverified, let probe = pending.first(where: { $0.exists }) {
             try verifyRenewal(probe, pending: pending)

@@ -43,9 +43,12 @@ struct ElementBook {
     /// elements whose kernel deadline differs from it (new ones, renewed ones, permanent
     /// ones that now have claims), with the timeout to give. `unclaimedGrace`: permanent
     /// elements nobody claims any more get this long, then go.
-    func pending(now: Double, unclaimedGrace: Double?) -> [(key: ElementKey, timeout: Double, exists: Bool)] {
+    /// `only`: look at these elements alone (a DNS filter admission), not the whole book.
+    func pending(now: Double, unclaimedGrace: Double?, only: [ElementKey]? = nil) -> [(key: ElementKey, timeout: Double, exists: Bool)] {
         var out: [(key: ElementKey, timeout: Double, exists: Bool)] = []
-        for (key, e) in entries {
+        let candidates: [(ElementKey, Entry)] = only.map { keys in keys.compactMap { k in entries[k].map { (k, $0) } } }
+            ?? Array(entries)
+        for (key, e) in candidates {
             let exists = e.inKernel && (e.kernelDeadline.map { $0 > now } ?? true)
             if let target = e.latestClaim {
                 guard target > now else { continue }

@@ -24,7 +24,20 @@ public struct WatchedPolicy: Sendable {
             for host in s.hosts { sets[host, default: [:]][s.keyType.family, default: []].append(s.name) }
         }
         self.sets = sets
+        var exact = Set<String>(), suffixes: [String] = []
+        let patterns = policy.allows.compactMap { rule -> HostPattern? in
+            if case .host(let h) = rule.target { return h } else { return nil }
+        } + (policy.proxy?.endpoints.map(\.target.host) ?? [])
+        for h in patterns {
+            if h.isWildcard { suffixes.append("." + h.name) } else { exact.insert(h.name) }
+        }
+        exactNames = exact
+        wildcardSuffixes = Array(Set(suffixes))
     }
+
+    /// The policy's host patterns, made once: the filter asks for every query.
+    private let exactNames: Set<String>
+    private let wildcardSuffixes: [String]
 
     /// The names watch keeps fresh, sorted.
     public var names: [String] { sets.keys.sorted() }
@@ -45,9 +58,6 @@ public struct WatchedPolicy: Sendable {
     /// names through the filter too, and transparent mode needs the client to resolve them.
     public func allows(_ name: String) -> Bool {
         guard let host = HostPattern.normalize(name) else { return false }
-        for rule in policy.allows {
-            if case .host(let pattern) = rule.target, pattern.matches(host) { return true }
-        }
-        return policy.proxy?.endpoints.contains { $0.target.host.matches(host) } ?? false
+        return exactNames.contains(host) || wildcardSuffixes.contains { host.hasSuffix($0) }
     }
 }

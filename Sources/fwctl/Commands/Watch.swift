@@ -63,6 +63,12 @@ struct Watch: ParsableCommand {
 
         let filter = FilterSlot(watcher: watcher, log: log)
         try filter.start(watched)
+        let fatal = StopFlag()
+        filter.onFatal = { why in
+            log(.warning("\(why); stopping"))
+            fatal.set()
+            watcher.stop()
+        }
         watcher.onPolicyChange = { filter.follow($0) }
         watcher.setFilterStats { filter.summary }
 
@@ -86,6 +92,7 @@ struct Watch: ParsableCommand {
         filter.stop()
         if let statePath { unlink(statePath) }
         log(.notice("stopped"))
+        if fatal.isSet { throw Exit.differences.code }
     }
 
     /// A policy as watch keeps it: compiled offline (the set names and their hosts), with
@@ -168,6 +175,14 @@ struct Watch: ParsableCommand {
     }
 }
 
+/// A flag set from any thread.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
+
 /// The DNS filter of the policy in force: started, stopped or moved when a new policy
 /// changes `dns.filter` or `dns.filter_port`.
 final class FilterSlot: @unchecked Sendable {
@@ -183,37 +198,62 @@ final class FilterSlot: @unchecked Sendable {
         self.log = log
     }
 
+    /// Set when the filter cannot follow a new policy: watch stops (and exits non-zero)
+    /// rather than run without the filter the policy asks for.
+    var onFatal: (@Sendable (String) -> Void)?
+
     func start(_ p: WatchedPolicy) throws {
-        lock.lock(); defer { lock.unlock() }
         guard p.policy.dns.filter else { return }
-        let f = DNSFilter(watcher: watcher, port: p.policy.dns.filterPort)
-        do {
-            listening = try f.start { log(.notice($0)) }
-        } catch {
-            f.stop()
-            Output.error("fwctl watch: the DNS filter cannot listen on port \(p.policy.dns.filterPort): \(error)")
-            throw Exit.usage.code
-        }
+        let (f, bound) = try Self.open(watcher: watcher, port: p.policy.dns.filterPort, log: log)
+        lock.lock(); defer { lock.unlock() }
         filter = f
         port = p.policy.dns.filterPort
+        listening = bound
     }
 
+    static func open(watcher: Watcher, port: UInt16, log: @escaping WatchLog) throws -> (DNSFilter, [String]) {
+        let f = DNSFilter(watcher: watcher, port: port)
+        do {
+            return (f, try f.start { log(.notice($0)) })
+        } catch {
+            f.stop()
+            Output.error("fwctl watch: the DNS filter cannot listen on port \(port): \(error)")
+            throw Exit.usage.code
+        }
+    }
+
+    /// A new policy: the new filter is listening before the old one closes (the same port
+    /// is shared through SO_REUSEPORT), so no query finds nobody there.
     func follow(_ p: WatchedPolicy) {
         let wanted = p.policy.dns.filter ? p.policy.dns.filterPort : nil
         lock.lock()
-        let same = wanted == port
+        let (old, oldPort) = (filter, port)
         lock.unlock()
-        guard !same else { return }
-        stop()
-        do { try start(p) } catch { log(.warning("the DNS filter was not restarted: \(error)")) }
+        guard wanted != oldPort else { return }
+        var next: (DNSFilter, [String])?
+        if let wanted {
+            do { next = try Self.open(watcher: watcher, port: wanted, log: log) } catch {
+                onFatal?("the DNS filter cannot move to port \(wanted)")
+                return
+            }
+        }
+        lock.lock()
+        filter = next?.0
+        port = wanted
+        listening = next?.1 ?? []
+        lock.unlock()
+        old?.stop()
+        log(.notice(wanted.map { "dns filter now on port \($0)" } ?? "dns filter off"))
     }
 
     func stop() {
-        lock.lock(); defer { lock.unlock() }
-        filter?.stop()
+        lock.lock()
+        let f = filter
         filter = nil
         port = nil
         listening = []
+        lock.unlock()
+        f?.stop()
     }
 
     var summary: WatchSummary.Filter? {
