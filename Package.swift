@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
+        // FUZZ TARGETS (scripts/fuzz) go here.
+
         // System libraries.
         .systemLibrary(name: "CNetfilter", pkgConfig: "libnftnl",
                        providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
@@ -102,6 +104,8 @@ let package = Package(
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], exclude: ["Fixtures"], swiftSettings: v5),
+        // The attack suite: the known ways around egress controls, tried in the lab.
+        .testTarget(name: "FWAttackTests", dependencies: ["FWTestSupport"], swiftSettings: v5),
         // End to end: sandbox and outside namespaces, a real DNS server, real listeners.
         .testTarget(name: "FWLabTests", dependencies: ["FWTestSupport"],
                     exclude: ["Fixtures"], swiftSettings: v5),
