@@ -82,16 +82,7 @@ enum Dump {
             nftnl_table_nlmsg_build_payload($0, t)
         }
         for reply in try socket.dump(msg, seq: seq, untilFirstReply: true) {
-            let parsed = nftnl_table_alloc()!
-            defer { nftnl_table_free(parsed) }
-            guard reply.withHeader({ nftnl_table_nlmsg_parse($0, parsed) }) >= 0 else {
-                throw .system("netlink: cannot parse the kernel's answer for table inet \(name)")
-            }
-            guard string(nftnl_table_get_str(parsed, attr(NFTNL_TABLE_NAME))) == name,
-                  nftnl_table_get_u32(parsed, attr(NFTNL_TABLE_FAMILY)) == UInt32(family) else { continue }
-            let ud = data(nftnl_table_is_set(parsed, attr(NFTNL_TABLE_USERDATA))) { nftnl_table_get_data(parsed, attr(NFTNL_TABLE_USERDATA), $0) }
-            return TableDump(name: name, comment: Userdata.string(ud, type: UInt8(NFTNL_UDATA_TABLE_COMMENT.rawValue)),
-                             flags: nftnl_table_get_u32(parsed, attr(NFTNL_TABLE_FLAGS)))
+            if let table = try decodeTable(reply, name: name) { return table }
         }
         return nil
     }
@@ -102,24 +93,7 @@ enum Dump {
         nftnl_chain_set_str(filter, attr(NFTNL_CHAIN_TABLE), table)
         var out: [TableDump.Chain] = []
         for reply in try list(Int32(NFT_MSG_GETCHAIN.rawValue), socket: socket, payload: { nftnl_chain_nlmsg_build_payload($0, filter) }) {
-            let c = nftnl_chain_alloc()!
-            defer { nftnl_chain_free(c) }
-            guard reply.withHeader({ nftnl_chain_nlmsg_parse($0, c) }) >= 0 else {
-                throw .system("netlink: cannot parse a chain of table inet \(table)")
-            }
-            // The kernel may not filter a chain dump by table: filter here too.
-            guard string(nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TABLE))) == table,
-                  nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_FAMILY)) == UInt32(family),
-                  let name = string(nftnl_chain_get_str(c, attr(NFTNL_CHAIN_NAME))) else { continue }
-            let base = nftnl_chain_is_set(c, attr(NFTNL_CHAIN_HOOKNUM))
-            let ud = data(nftnl_chain_is_set(c, attr(NFTNL_CHAIN_USERDATA))) { nftnl_chain_get_data(c, attr(NFTNL_CHAIN_USERDATA), $0) }
-            out.append(TableDump.Chain(
-                name: name,
-                hook: base ? nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_HOOKNUM)) : nil,
-                priority: nftnl_chain_get_s32(c, attr(NFTNL_CHAIN_PRIO)),
-                policy: nftnl_chain_is_set(c, attr(NFTNL_CHAIN_POLICY)) ? nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_POLICY)) : nil,
-                type: nftnl_chain_is_set(c, attr(NFTNL_CHAIN_TYPE)) ? string(nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TYPE))) : nil,
-                comment: Userdata.string(ud, type: UInt8(NFTNL_UDATA_CHAIN_COMMENT.rawValue))))
+            if let chain = try decodeChain(reply, table: table) { out.append(chain) }
         }
         return out
     }
@@ -130,17 +104,7 @@ enum Dump {
         nftnl_set_set_str(filter, attr(NFTNL_SET_TABLE), table)
         var out: [TableDump.Set] = []
         for reply in try list(Int32(NFT_MSG_GETSET.rawValue), socket: socket, payload: { nftnl_set_nlmsg_build_payload($0, filter) }) {
-            let s = nftnl_set_alloc()!
-            defer { nftnl_set_free(s) }
-            guard reply.withHeader({ nftnl_set_nlmsg_parse($0, s) }) >= 0 else {
-                throw .system("netlink: cannot parse a set of table inet \(table)")
-            }
-            guard string(nftnl_set_get_str(s, attr(NFTNL_SET_TABLE))) == table,
-                  nftnl_set_get_u32(s, attr(NFTNL_SET_FAMILY)) == UInt32(family),
-                  let name = string(nftnl_set_get_str(s, attr(NFTNL_SET_NAME))) else { continue }
-            out.append(TableDump.Set(name: name, flags: nftnl_set_get_u32(s, attr(NFTNL_SET_FLAGS)),
-                                     keyType: nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_TYPE)),
-                                     keyLen: nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_LEN)), elements: []))
+            if let set = try decodeSet(reply, table: table) { out.append(set) }
         }
         return out
     }
@@ -152,6 +116,76 @@ enum Dump {
         nftnl_set_set_str(filter, attr(NFTNL_SET_TABLE), table)
         nftnl_set_set_str(filter, attr(NFTNL_SET_NAME), name)
         let replies = try list(Int32(NFT_MSG_GETSETELEM.rawValue), socket: socket, payload: { nftnl_set_elems_nlmsg_build_payload($0, filter) })
+        return try decodeElements(replies, set: name)
+    }
+
+    static func rules(_ table: String, socket: NetlinkSocket) throws(NetlinkError) -> [TableDump.Rule] {
+        let filter = nftnl_rule_alloc()!
+        defer { nftnl_rule_free(filter) }
+        nftnl_rule_set_str(filter, attr(NFTNL_RULE_TABLE), table)
+        var out: [TableDump.Rule] = []
+        for reply in try list(Int32(NFT_MSG_GETRULE.rawValue), socket: socket, payload: { nftnl_rule_nlmsg_build_payload($0, filter) }) {
+            if let rule = decodeRule(reply, table: table) { out.append(rule) }
+        }
+        return out
+    }
+
+    // MARK: - One reply message each: the bytes the kernel sent, to plain values
+
+    /// The table of a GETTABLE reply; nil when the reply is about another table or family.
+    static func decodeTable(_ reply: NetlinkMessage, name: String) throws(NetlinkError) -> TableDump? {
+        let parsed = nftnl_table_alloc()!
+        defer { nftnl_table_free(parsed) }
+        guard reply.withHeader({ nftnl_table_nlmsg_parse($0, parsed) }) >= 0 else {
+            throw .system("netlink: cannot parse the kernel's answer for table inet \(name)")
+        }
+        guard string(nftnl_table_get_str(parsed, attr(NFTNL_TABLE_NAME))) == name,
+              nftnl_table_get_u32(parsed, attr(NFTNL_TABLE_FAMILY)) == UInt32(family) else { return nil }
+        let ud = data(nftnl_table_is_set(parsed, attr(NFTNL_TABLE_USERDATA))) { nftnl_table_get_data(parsed, attr(NFTNL_TABLE_USERDATA), $0) }
+        return TableDump(name: name, comment: Userdata.string(ud, type: UInt8(NFTNL_UDATA_TABLE_COMMENT.rawValue)),
+                         flags: nftnl_table_get_u32(parsed, attr(NFTNL_TABLE_FLAGS)))
+    }
+
+    /// A chain of a GETCHAIN dump; nil when it belongs to another table or family.
+    static func decodeChain(_ reply: NetlinkMessage, table: String) throws(NetlinkError) -> TableDump.Chain? {
+        let c = nftnl_chain_alloc()!
+        defer { nftnl_chain_free(c) }
+        guard reply.withHeader({ nftnl_chain_nlmsg_parse($0, c) }) >= 0 else {
+            throw .system("netlink: cannot parse a chain of table inet \(table)")
+        }
+        // The kernel may not filter a chain dump by table: filter here too.
+        guard string(nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TABLE))) == table,
+              nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_FAMILY)) == UInt32(family),
+              let name = string(nftnl_chain_get_str(c, attr(NFTNL_CHAIN_NAME))) else { return nil }
+        let base = nftnl_chain_is_set(c, attr(NFTNL_CHAIN_HOOKNUM))
+        let ud = data(nftnl_chain_is_set(c, attr(NFTNL_CHAIN_USERDATA))) { nftnl_chain_get_data(c, attr(NFTNL_CHAIN_USERDATA), $0) }
+        return TableDump.Chain(
+            name: name,
+            hook: base ? nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_HOOKNUM)) : nil,
+            priority: nftnl_chain_get_s32(c, attr(NFTNL_CHAIN_PRIO)),
+            policy: nftnl_chain_is_set(c, attr(NFTNL_CHAIN_POLICY)) ? nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_POLICY)) : nil,
+            type: nftnl_chain_is_set(c, attr(NFTNL_CHAIN_TYPE)) ? string(nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TYPE))) : nil,
+            comment: Userdata.string(ud, type: UInt8(NFTNL_UDATA_CHAIN_COMMENT.rawValue)))
+    }
+
+    /// A set of a GETSET dump (without its elements); nil when it belongs to another table
+    /// or family.
+    static func decodeSet(_ reply: NetlinkMessage, table: String) throws(NetlinkError) -> TableDump.Set? {
+        let s = nftnl_set_alloc()!
+        defer { nftnl_set_free(s) }
+        guard reply.withHeader({ nftnl_set_nlmsg_parse($0, s) }) >= 0 else {
+            throw .system("netlink: cannot parse a set of table inet \(table)")
+        }
+        guard string(nftnl_set_get_str(s, attr(NFTNL_SET_TABLE))) == table,
+              nftnl_set_get_u32(s, attr(NFTNL_SET_FAMILY)) == UInt32(family),
+              let name = string(nftnl_set_get_str(s, attr(NFTNL_SET_NAME))) else { return nil }
+        return TableDump.Set(name: name, flags: nftnl_set_get_u32(s, attr(NFTNL_SET_FLAGS)),
+                             keyType: nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_TYPE)),
+                             keyLen: nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_LEN)), elements: [])
+    }
+
+    /// The elements of every reply of one set's GETSETELEM dump.
+    static func decodeElements(_ replies: [NetlinkMessage], set name: String) throws(NetlinkError) -> [TableDump.Element] {
         // One set object collects the elements of every reply of the dump.
         let s = nftnl_set_alloc()!
         defer { nftnl_set_free(s) }
@@ -175,38 +209,32 @@ enum Dump {
         return out
     }
 
-    static func rules(_ table: String, socket: NetlinkSocket) throws(NetlinkError) -> [TableDump.Rule] {
-        let filter = nftnl_rule_alloc()!
-        defer { nftnl_rule_free(filter) }
-        nftnl_rule_set_str(filter, attr(NFTNL_RULE_TABLE), table)
-        var out: [TableDump.Rule] = []
-        for reply in try list(Int32(NFT_MSG_GETRULE.rawValue), socket: socket, payload: { nftnl_rule_nlmsg_build_payload($0, filter) }) {
-            let r = nftnl_rule_alloc()!
-            defer { nftnl_rule_free(r) }
-            guard reply.withHeader({ nftnl_rule_nlmsg_parse($0, r) }) >= 0 else {
-                // libnftnl refuses a rule with an expression it does not know. The rule is
-                // still there, so it must show: take table and chain from the raw message.
-                guard let t = Kernel.attribute(reply, type: UInt16(NFTA_RULE_TABLE.rawValue)).flatMap(cString), t == table,
-                      let chain = Kernel.attribute(reply, type: UInt16(NFTA_RULE_CHAIN.rawValue)).flatMap(cString) else { continue }
-                let handle = Kernel.attribute(reply, type: UInt16(NFTA_RULE_HANDLE.rawValue))
-                    .flatMap { $0.count == 8 ? $0.reduce(UInt64(0)) { $0 << 8 | UInt64($1) } : nil }
-                out.append(TableDump.Rule(chain: chain, exprs: [], comment: nil,
-                                          unparsed: "[ a rule libnftnl cannot parse\(handle.map { ", handle \($0)" } ?? "") ]"))
-                continue
-            }
-            guard string(nftnl_rule_get_str(r, attr(NFTNL_RULE_TABLE))) == table,
-                  nftnl_rule_get_u32(r, attr(NFTNL_RULE_FAMILY)) == UInt32(family),
-                  let chain = string(nftnl_rule_get_str(r, attr(NFTNL_RULE_CHAIN))) else { continue }
-            var exprs: [ReadExpr] = []
-            if let iter = nftnl_expr_iter_create(r) {
-                while let e = nftnl_expr_iter_next(iter) { exprs.append(ReadExpr(e)) }
-                nftnl_expr_iter_destroy(iter)
-            }
-            let ud = data(nftnl_rule_is_set(r, attr(NFTNL_RULE_USERDATA))) { nftnl_rule_get_data(r, attr(NFTNL_RULE_USERDATA), $0) }
-            out.append(TableDump.Rule(chain: chain, exprs: exprs,
-                                      comment: Userdata.string(ud, type: UInt8(NFTNL_UDATA_RULE_COMMENT.rawValue)), unparsed: nil))
+    /// A rule of a GETRULE dump; nil when it belongs to another table or family. A rule
+    /// libnftnl cannot parse is kept, unparsed.
+    static func decodeRule(_ reply: NetlinkMessage, table: String) -> TableDump.Rule? {
+        let r = nftnl_rule_alloc()!
+        defer { nftnl_rule_free(r) }
+        guard reply.withHeader({ nftnl_rule_nlmsg_parse($0, r) }) >= 0 else {
+            // libnftnl refuses a rule with an expression it does not know. The rule is
+            // still there, so it must show: take table and chain from the raw message.
+            guard let t = Kernel.attribute(reply, type: UInt16(NFTA_RULE_TABLE.rawValue)).flatMap(cString), t == table,
+                  let chain = Kernel.attribute(reply, type: UInt16(NFTA_RULE_CHAIN.rawValue)).flatMap(cString) else { return nil }
+            let handle = Kernel.attribute(reply, type: UInt16(NFTA_RULE_HANDLE.rawValue))
+                .flatMap { $0.count == 8 ? $0.reduce(UInt64(0)) { $0 << 8 | UInt64($1) } : nil }
+            return TableDump.Rule(chain: chain, exprs: [], comment: nil,
+                                  unparsed: "[ a rule libnftnl cannot parse\(handle.map { ", handle \($0)" } ?? "") ]")
         }
-        return out
+        guard string(nftnl_rule_get_str(r, attr(NFTNL_RULE_TABLE))) == table,
+              nftnl_rule_get_u32(r, attr(NFTNL_RULE_FAMILY)) == UInt32(family),
+              let chain = string(nftnl_rule_get_str(r, attr(NFTNL_RULE_CHAIN))) else { return nil }
+        var exprs: [ReadExpr] = []
+        if let iter = nftnl_expr_iter_create(r) {
+            while let e = nftnl_expr_iter_next(iter) { exprs.append(ReadExpr(e)) }
+            nftnl_expr_iter_destroy(iter)
+        }
+        let ud = data(nftnl_rule_is_set(r, attr(NFTNL_RULE_USERDATA))) { nftnl_rule_get_data(r, attr(NFTNL_RULE_USERDATA), $0) }
+        return TableDump.Rule(chain: chain, exprs: exprs,
+                              comment: Userdata.string(ud, type: UInt8(NFTNL_UDATA_RULE_COMMENT.rawValue)), unparsed: nil)
     }
 
     /// A dump request (NLM_F_DUMP) of one object type in the inet family.

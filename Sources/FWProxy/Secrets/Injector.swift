@@ -17,6 +17,10 @@ public struct Injector: Sendable, CustomStringConvertible {
     /// Whether there is anything to do.
     public var isEmpty: Bool { entry.inject.isEmpty }
 
+    /// Whether responses are scrubbed for secrets (any secret is loaded): then the upstream
+    /// must send bodies the scrubber can read, not compressed ones.
+    public var scrubsResponses: Bool { secrets.count > 0 }
+
     /// `headers` as (name, value) pairs in order, names case-insensitive. Returns the list
     /// with the injected headers rewritten in place, or a refusal. All checks run before any
     /// rewriting, so two injects never see each other's output.

@@ -23,7 +23,13 @@ final class ResponseScrubber: ChannelDuplexHandler {
         case body(Scrubber)
         /// A response that carries no body: passed through as is.
         case bodiless
+        /// A compressed body despite `Accept-Encoding: identity`: it cannot be checked for
+        /// secrets, so the client gets a 502 and the upstream's body is dropped.
+        case unreadable
     }
+
+    static let unreadableMessage = "fwctl: the upstream sent a compressed body, which cannot be checked for secrets\n"
+
 
     private var state = State.awaitingHead
     private var pendingMethods: [HTTPMethod] = []
@@ -49,6 +55,16 @@ final class ResponseScrubber: ChannelDuplexHandler {
                 state = .bodiless
             } else if scrubber.isEmpty {
                 state = .body(scrubber)   // no secrets loaded: nothing changes length
+            } else if let encoding = head.headers["content-encoding"].first(where: { $0.lowercased() != "identity" }) {
+                state = .unreadable
+                var refusal = HTTPResponseHead(version: head.version, status: .badGateway)
+                refusal.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+                refusal.headers.add(name: "Content-Length", value: "\(Self.unreadableMessage.utf8.count)")
+                refusal.headers.add(name: "X-Fwctl-Refusal", value: "upstream content-encoding \(Refusal.quote(encoding)) cannot be scrubbed")
+                context.write(wrapOutboundOut(.head(refusal)), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: Self.unreadableMessage)))),
+                              promise: promise)
+                return
             } else {
                 head.headers.remove(name: "content-length")
                 head.headers.remove(name: "transfer-encoding")
@@ -81,15 +97,20 @@ final class ResponseScrubber: ChannelDuplexHandler {
         case (.end, .bodiless):
             state = .awaitingHead
             context.write(data, promise: promise)
+        case (.body, .unreadable):
+            promise?.succeed(())
+        case (.end, .unreadable):
+            state = .awaitingHead
+            context.write(wrapOutboundOut(.end(nil)), promise: promise)
         default:
             context.write(data, promise: promise)
         }
     }
 
-    /// The headers with every secret replaced; the same headers (no copy) when no value
-    /// could hold one.
+    /// The headers with every secret replaced, in names and values; the same headers (no
+    /// copy) when none could hold one.
     private func scrubbed(_ headers: HTTPHeaders, _ scrubber: Scrubber) -> HTTPHeaders {
-        guard headers.contains(where: { scrubber.mayMatch($0.value.utf8) }) else { return headers }
-        return HTTPHeaders(headers.map { ($0.name, scrubber.scrubbed($0.value)) })
+        guard headers.contains(where: { scrubber.mayMatch($0.value.utf8) || scrubber.mayMatch($0.name.utf8) }) else { return headers }
+        return HTTPHeaders(headers.map { (scrubber.scrubbed($0.name), scrubber.scrubbed($0.value)) })
     }
 }
