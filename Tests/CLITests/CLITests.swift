@@ -99,10 +99,15 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.stderr, "fwctl reset: network namespace fwctl-no-such-ns: cannot open /run/netns/fwctl-no-such-ns: No such file or directory\n")
     }
 
-    func testIptablesBackendIsNotAvailableYet() throws {
-        let r = try fwctl("status", "--backend", "iptables")
-        XCTAssertEqual(r.status, 2)
-        XCTAssertTrue(r.stderr.contains("--backend iptables is not available yet"), r.stderr)
+    /// watch, up and proxy's kernel half need nftables: asked for iptables, one line and
+    /// exit 2, before anything is read or changed. (apply/diff/status/reset with the
+    /// iptables backend are tested in the lab: FWLabTests/IptablesBackendTests.)
+    func testWatchAndUpRefuseTheIptablesBackend() throws {
+        for command in ["watch", "up"] {
+            let r = try fwctl(command, "/nonexistent/policy.toml", "--backend", "iptables")
+            XCTAssertEqual(r.status, 2, "\(command): \(r.stderr)")
+            XCTAssertEqual(r.stderr, "fwctl \(command): --backend iptables is for apply, diff, status and reset; \(command) needs nftables (--backend nft)\n")
+        }
     }
 
     // MARK: - fwctl proxy
