@@ -88,6 +88,26 @@ final class WatchTests: LabTestCase {
         XCTAssertTrue(watch?.isRunning ?? false)
     }
 
+    /// An answer that never changes, renewed every second with the same timeout: the
+    /// element must never run out between rounds (a kernel restarts an element's clock only
+    /// when told its expiry, not for the same timeout again).
+    func testAnUnchangedAddressNeverLeavesTheSet() throws {
+        _ = try lab.startDynamicDNS(hosts: "203.0.113.190 steady.lab.test\n", ttl: 1)
+        try startWatch(policy(["steady.lab.test"]))
+        let script = """
+            import subprocess, time
+            missing = 0
+            end = time.time() + 8
+            while time.time() < end:
+                out = subprocess.run(["nft", "list", "set", "inet", "fwctl", "names4_tcp_9443"], capture_output=True, text=True).stdout
+                if "203.0.113.190" not in out: missing += 1
+                time.sleep(0.05)
+            print(missing)
+            """
+        let r = try lab.exec(in: lab.sandbox, [try tool("python3"), "-c", script], seconds: 30)
+        XCTAssertEqual(r.stdout, "0\n", "samples without the address: \(r.stdout)\(r.stderr)\n\(watch?.output.suffix(2000) ?? "")")
+    }
+
     func testAServerThatStopsAnsweringLeavesTheLastGoodAddresses() throws {
         let dns = try lab.startDynamicDNS(hosts: "203.0.113.140 steady.lab.test\n2001:db8:99::140 steady.lab.test\n", ttl: Self.ttl)
         // The kernel's way for older kernels: renewal by delete and re-add in one batch.

@@ -28,7 +28,13 @@ enum SetElementMessage {
             for (address, timeout) in elements[start..<end] {
                 let e = nftnl_set_elem_alloc()!
                 address.bytes.withUnsafeBytes { _ = nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), $0.baseAddress, UInt32($0.count)) }
-                if let timeout { nftnl_set_elem_set_u64(e, attr(NFTNL_SET_ELEM_TIMEOUT), timeout) }
+                if let timeout {
+                    nftnl_set_elem_set_u64(e, attr(NFTNL_SET_ELEM_TIMEOUT), timeout)
+                    // The expiry too: a kernel that updates an existing element (6.10 and
+                    // later) restarts its clock only when told the expiry; with the same
+                    // timeout alone the old expiry stays and the element runs out.
+                    nftnl_set_elem_set_u64(e, attr(NFTNL_SET_ELEM_EXPIRATION), timeout)
+                }
                 nftnl_set_elem_add(s, e)
             }
             batch.add(type, flags: flags, label: "\(verb) elements \(start + 1)-\(end) of set \(set)") {

@@ -71,13 +71,15 @@ final class SetKeeper {
         batches += 1
     }
 
-    /// Reads back one renewed element: a kernel that took the new timeout reports it.
+    /// Reads back one renewed element: a kernel that renewed it reports the new expiry.
     private func verifyRenewal(_ probe: (key: ElementKey, timeout: Double, exists: Bool),
                                pending: [(key: ElementKey, timeout: Double, exists: Bool)]) throws(NetlinkError) {
         let live = try sets.read(sets: [probe.key.set])?.elements[probe.key.set] ?? []
         guard let element = live.first(where: { $0.address == probe.key.address }) else { return }
         let wantedMs = probe.timeout * 1000
-        if let timeout = element.timeoutMs, abs(Double(timeout) - wantedMs) <= 1500 {
+        // What is left of it, not its timeout: a kernel may take a timeout and keep the old
+        // expiry.
+        if element.timeoutMs != nil, let left = element.expiresMs, abs(Double(left) - wantedMs) <= 1500 {
             mode = .update
             return
         }
