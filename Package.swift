@@ -34,6 +34,24 @@ let package = Package(
     ],
     targets: [
         // FUZZ TARGETS (scripts/fuzz) go here.
+        // libFuzzer targets, one folder each under Fuzz/ (see Fuzz/README.md). A normal build
+        // links them as replayers (FuzzX FILE...); scripts/fuzz builds them with -DFUZZING.
+        .executableTarget(name: "FuzzPolicy", dependencies: ["FWPolicy", "FWRuleset", "FWRender"],
+                          path: "Fuzz/FuzzPolicy", exclude: ["corpus", "options"], swiftSettings: v5),
+        .executableTarget(name: "FuzzProxyHead", dependencies: [
+            "FWProxy", "FWPolicy", "FWResolve",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Fuzz/FuzzProxyHead", exclude: ["corpus"], swiftSettings: v5),
+        .executableTarget(name: "FuzzClientHello", dependencies: ["FWProxy", "FWPolicy"],
+                          path: "Fuzz/FuzzClientHello", exclude: ["corpus"], swiftSettings: v5),
+        .executableTarget(name: "FuzzDNS", dependencies: ["FWResolve", "FWPolicy"],
+                          path: "Fuzz/FuzzDNS", exclude: ["corpus"], swiftSettings: v5),
+        .executableTarget(name: "FuzzNetlink", dependencies: ["FWNetlink", "FWRuleset", "FWRender", "CNetfilter"],
+                          path: "Fuzz/FuzzNetlink", exclude: ["corpus"], swiftSettings: v5),
 
         // System libraries.
         .systemLibrary(name: "CNetfilter", pkgConfig: "libnftnl",

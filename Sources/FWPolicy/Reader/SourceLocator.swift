@@ -215,8 +215,12 @@ private struct Scanner {
                 guard let d = cur else { return }
                 if d == "]" { advance(); return }
                 if d == "," { advance(); continue }
+                let before = i
                 readValue(path.index(n), into: &out)
                 n += 1
+                // What the scanner cannot read (it is not a parser) is stepped over, never
+                // read again: unreadable text here once looped forever (Fuzz/FuzzPolicy).
+                if i == before { advance() }
             }
         case "{":
             advance()
@@ -226,7 +230,9 @@ private struct Scanner {
                 if d == "}" { advance(); return }
                 if d == "," { advance(); continue }
                 if d == "\n" { advance(); continue } // tolerated by newer TOML; harmless here
+                let before = i
                 readKeyValue(under: path, into: &out)
+                if i == before { advance() } // as in arrays
             }
         case "\"", "'":
             _ = readString()

@@ -32,6 +32,7 @@ enum TOMLDocument {
     }
 
     static func parse(_ text: String) -> Result<TOMLNode, SyntaxError> {
+        if let refused = TOMLPrecheck.check(text) { return .failure(refused) }
         do {
             let table = try TOMLTable(string: text)
             return .success(convert(table))
