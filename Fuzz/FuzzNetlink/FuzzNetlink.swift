@@ -90,45 +90,6 @@ func decode(_ msgs: [NetlinkMessage]) -> TableDump? {
     return dump
 }
 
-let renderers: [(Ruleset) -> String] = [
-    { NftRenderer(options: .comparison).render($0) },                           // diff
-    { NftRenderer(options: .init(counters: true, notes: true)).render($0) },   // status
-    { JSONRenderer().render($0) },                                              // status --json
-]
-
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
-    guard let dump = decode(messages(bytes)) else { return 0 }
-    let ruleset = KernelReader.ruleset(dump)
-    // Chains keep their order and no rule of a known chain is dropped (RuleLifting makes an
-    // opaque rule of what it cannot lift; a chain fwctl cannot express gets one more).
-    precondition(ruleset.table.chains.map(\.name) == dump.chains.map(\.name))
-    let known = Set(dump.chains.map(\.name))
-    let lifted = ruleset.table.chains.reduce(0) { $0 + $1.rules.count }
-    precondition(lifted >= dump.rules.filter { known.contains($0.chain) }.count, "a rule was dropped")
-    for render in renderers { _ = render(ruleset) }
-    return 0
-}
-
-#if FUZZING
-// MARK: - A mutator that keeps every attribute well-formed
-//
-// libnftnl does not return an error for an attribute of the wrong size or without its
-// NUL: it prints "nf_tables kernel ABI is broken, contact your vendor." and calls exit(1)
-// (its __abi_breakage, internal, so it cannot be interposed). libFuzzer's byte mutations
-// would hit that on almost every input and never get past it. So this target brings its
-// own mutator: it changes values inside attributes, never the size of one that may hold a
-// number, never the NUL that ends a string, never an expression's name (which selects
-// how libnftnl checks its data, and which libnftnl assumes is there), and otherwise
-// drops, repeats, reorders and swaps between inputs whole attributes and messages, fixing
-// every length on the way out.
-// libFuzzer's own mutations (with its dictionary and comparison hints) still pick the new
-// values, through LLVMFuzzerMutate.
-
-@_silgen_name("LLVMFuzzerMutate")
-func LLVMFuzzerMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int) -> Int
-
 /// An attribute: a leaf with its payload, or (when its payload reads exactly as
 /// attributes, as every nested attribute the kernel sends does) a nest.
 final class Attr {
@@ -162,6 +123,70 @@ final class Attr {
         return out.isEmpty ? nil : out
     }
 }
+
+/// What the kernel never sends and libnftnl 1.2.4 cannot read safely (found by this
+/// target, see Fuzz/README.md): an expression without its name (a NULL dereference in
+/// nftnl_expr_parse), and an immediate's verdict without its code, or a jump or goto
+/// without its chain (nftnl_parse_verdict then reads its uninitialized attribute table).
+/// Such inputs are skipped: they would find libnftnl's bugs, not fwctl's.
+func kernelCouldSend(_ msgs: [NetlinkMessage]) -> Bool {
+    func child(_ a: Attr?, _ type: UInt16) -> Attr? { a?.children?.first { $0.type & 0x3fff == type } }
+    for m in msgs where kind(m.type) == .rule && m.bytes.count > 20 {
+        guard let top = Attr.list(m.bytes[20...]) else { continue }
+        for list in top where list.type & 0x3fff == UInt16(NFTA_RULE_EXPRESSIONS.rawValue) {
+            for expr in list.children ?? [] {
+                guard let name = child(expr, 1) else { return false }
+                guard name.payload == Array("immediate".utf8) + [0] else { continue }
+                guard let verdict = child(child(child(expr, 2), 2), 2), verdict.children != nil else { continue }
+                guard let code = child(verdict, 1), code.payload.count == 4 else { return false }
+                let jumps = code.payload == [0xff, 0xff, 0xff, 0xfd] || code.payload == [0xff, 0xff, 0xff, 0xfc]
+                if jumps, child(verdict, 2) == nil { return false }
+            }
+        }
+    }
+    return true
+}
+
+let renderers: [(Ruleset) -> String] = [
+    { NftRenderer(options: .comparison).render($0) },                           // diff
+    { NftRenderer(options: .init(counters: true, notes: true)).render($0) },   // status
+    { JSONRenderer().render($0) },                                              // status --json
+]
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
+    let msgs = messages(bytes)
+    guard kernelCouldSend(msgs) else { return -1 }
+    guard let dump = decode(msgs) else { return 0 }
+    let ruleset = KernelReader.ruleset(dump)
+    // Chains keep their order and no rule of a known chain is dropped (RuleLifting makes an
+    // opaque rule of what it cannot lift; a chain fwctl cannot express gets one more).
+    precondition(ruleset.table.chains.map(\.name) == dump.chains.map(\.name))
+    let known = Set(dump.chains.map(\.name))
+    let lifted = ruleset.table.chains.reduce(0) { $0 + $1.rules.count }
+    precondition(lifted >= dump.rules.filter { known.contains($0.chain) }.count, "a rule was dropped")
+    for render in renderers { _ = render(ruleset) }
+    return 0
+}
+
+#if FUZZING
+// MARK: - A mutator that keeps every attribute well-formed
+//
+// libnftnl does not return an error for an attribute of the wrong size or without its
+// NUL: it prints "nf_tables kernel ABI is broken, contact your vendor." and calls exit(1)
+// (its __abi_breakage, internal, so it cannot be interposed). libFuzzer's byte mutations
+// would hit that on almost every input and never get past it. So this target brings its
+// own mutator: it changes values inside attributes, never the size of one that may hold a
+// number, never the NUL that ends a string, never an expression's name (which selects
+// how libnftnl checks its data, and which libnftnl assumes is there), and otherwise
+// drops, repeats, reorders and swaps between inputs whole attributes and messages, fixing
+// every length on the way out.
+// libFuzzer's own mutations (with its dictionary and comparison hints) still pick the new
+// values, through LLVMFuzzerMutate.
+
+@_silgen_name("LLVMFuzzerMutate")
+func LLVMFuzzerMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int) -> Int
 
 struct Message {
     var header: [UInt8]      // nlmsghdr + nfgenmsg

@@ -185,7 +185,8 @@ public enum DNSMessage {
 
     /// Lowers every TTL above `cap` to `cap` in the records of `message`, in place. The OPT
     /// pseudo-record (type 41) is skipped: its TTL field is the extended RCODE, EDNS
-    /// version and flags. False when the sections do not fit the message.
+    /// version and flags. False when the sections do not fit the message, or when ldns
+    /// reads a record's extent differently (`ldnsReadsRecord`).
     static func capTTLs(in message: inout [UInt8], to cap: UInt32) -> Bool {
         guard let header = DNSHeader(message) else { return false }
         var offset = DNSHeader.size
@@ -195,7 +196,9 @@ public enum DNSMessage {
         }
         let records = Int(header.answers) + Int(header.authorities) + Int(header.additionals)
         for _ in 0..<records {
-            guard let end = endOfName(message, from: offset), end <= message.count - 10 else { return false }
+            guard let end = endOfName(message, from: offset), end <= message.count - 10,
+                  ldnsReadsRecord(message, at: offset, endingAt: end + 10 + (Int(message[end + 8]) << 8 | Int(message[end + 9])))
+            else { return false }
             let type = UInt16(message[end]) << 8 | UInt16(message[end + 1])
             let ttl = message[(end + 4)..<(end + 8)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             if type != 41 && ttl > cap {
@@ -209,6 +212,22 @@ public enum DNSMessage {
             guard offset <= message.count else { return false }
         }
         return true
+    }
+
+    /// Whether ldns reads the record at `start` as ending at `end`, where its RDLENGTH ends
+    /// it. ldns reads a record's data by its type and then goes on where that data ended,
+    /// not where RDLENGTH says, so for a record whose data is longer or shorter than its
+    /// type's (an AAAA with RDLENGTH 17), ldns and this walk (and a client that goes by
+    /// RDLENGTH) see different records after it: the addresses put into the sets would not
+    /// be those the client reads, and a TTL capped here could be an address byte there.
+    /// Found by Fuzz/FuzzDNS.
+    private static func ldnsReadsRecord(_ message: [UInt8], at start: Int, endingAt end: Int) -> Bool {
+        guard end <= message.count else { return false }
+        var rr: UnsafeMutablePointer<ldns_rr>?
+        var pos = start
+        let status = message.withUnsafeBufferPointer { ldns_wire2rr(&rr, $0.baseAddress, $0.count, &pos, LDNS_SECTION_ANSWER) }
+        if let rr { ldns_rr_free(rr) }
+        return status == LDNS_STATUS_OK && pos == end
     }
 
     /// The offset just past the name at `offset`: past its root label, or past the

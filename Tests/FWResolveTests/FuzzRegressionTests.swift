@@ -1,0 +1,35 @@
+@testable import FWResolve
+import FWPolicy
+import XCTest
+
+/// What Fuzz/FuzzDNS found (scripts/fuzz), as the bytes that did it.
+final class FuzzRegressionTests: XCTestCase {
+    /// A reply to "www.example.com AAAA" whose first AAAA record has RDLENGTH 17. ldns reads
+    /// 16 bytes of address and the next record right after them: a second AAAA at TTL 4000.
+    /// Going by RDLENGTH (as the TTL cap did, and as a client does), the next record starts
+    /// a byte later and is another one, whose "TTL" is four bytes of ldns's second address.
+    /// So the filter put an address into the sets whose bytes it then overwrote with the
+    /// capped TTL, and left the real TTL uncapped. Such a reply is now refused.
+    func testRecordWhoseDataOutrunsItsType() throws {
+        let query = try DNSBytes.parsed(DNSBytes.query("www.example.com", id: 0xbeef, type: 28))
+        let reply: [UInt8] = [
+            0xbe, 0xef, 0x81, 0x80, 0x00, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
+            0x03, 0x77, 0x77, 0x77, 0x07, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x03, 0x63, 0x6f, 0x6d, 0x00,
+            0x00, 0x1c, 0x00, 0x01,
+            0xc0, 0x0c, 0x00, 0x1c, 0x00, 0x01, 0x00, 0x00, 0x00, 0x64, 0x00, 0x11,
+            0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0xc0,
+            0x0c, 0x00, 0x1c, 0x00, 0x01, 0x00, 0x00, 0x0f, 0xa0, 0x00, 0x10, 0x20, 0x01, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x03, 0x65, 0x78, 0x61,
+        ]
+        XCTAssertNil(DNSMessage.readAnswer(reply, to: query, capTTL: 300))
+
+        // Its first record alone, with RDLENGTH 16, is read as before.
+        var fixed = Array(reply[0..<61])
+        fixed[7] = 1     // ANCOUNT
+        fixed[44] = 0x10 // RDLENGTH
+        let answer = try XCTUnwrap(DNSMessage.readAnswer(fixed, to: query, capTTL: 300))
+        XCTAssertEqual(answer.addresses, [IPAddress("2001:db8::1")!])
+        XCTAssertEqual(answer.ttl, 100)
+        XCTAssertEqual(answer.wire.count, fixed.count)
+    }
+}
