@@ -34,11 +34,12 @@ let package = Package(
     ],
     targets: [
         // FUZZ TARGETS (scripts/fuzz) go here.
+        .target(name: "FuzzReplay", path: "Fuzz/FuzzReplay"),
         // libFuzzer targets, one folder each under Fuzz/ (see Fuzz/README.md). A normal build
         // links them as replayers (FuzzX FILE...); scripts/fuzz builds them with -DFUZZING.
-        .executableTarget(name: "FuzzPolicy", dependencies: ["FWPolicy", "FWRuleset", "FWRender"],
+        .executableTarget(name: "FuzzPolicy", dependencies: ["FuzzReplay", "FWPolicy", "FWRuleset", "FWRender"],
                           path: "Fuzz/FuzzPolicy", exclude: ["corpus", "options"], swiftSettings: v5),
-        .executableTarget(name: "FuzzProxyHead", dependencies: [
+        .executableTarget(name: "FuzzProxyHead", dependencies: ["FuzzReplay",
             "FWProxy", "FWPolicy", "FWResolve",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -46,11 +47,11 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ], path: "Fuzz/FuzzProxyHead", exclude: ["corpus"], swiftSettings: v5),
-        .executableTarget(name: "FuzzClientHello", dependencies: ["FWProxy", "FWPolicy"],
+        .executableTarget(name: "FuzzClientHello", dependencies: ["FuzzReplay", "FWProxy", "FWPolicy"],
                           path: "Fuzz/FuzzClientHello", exclude: ["corpus"], swiftSettings: v5),
-        .executableTarget(name: "FuzzDNS", dependencies: ["FWResolve", "FWPolicy"],
+        .executableTarget(name: "FuzzDNS", dependencies: ["FuzzReplay", "FWResolve", "FWPolicy"],
                           path: "Fuzz/FuzzDNS", exclude: ["corpus"], swiftSettings: v5),
-        .executableTarget(name: "FuzzNetlink", dependencies: ["FWNetlink", "FWRuleset", "FWRender", "CNetfilter"],
+        .executableTarget(name: "FuzzNetlink", dependencies: ["FuzzReplay", "FWNetlink", "FWRuleset", "FWRender", "CNetfilter"],
                           path: "Fuzz/FuzzNetlink", exclude: ["corpus"], swiftSettings: v5),
 
         // System libraries.

@@ -96,27 +96,13 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 }
 
 #if !FUZZING
+import FuzzReplay
 import Foundation
 
 /// Replays inputs without libFuzzer: `FuzzClientHello FILE-OR-DIR...`.
 @main struct Replay {
     static func main() {
-        var count = 0
-        for path in CommandLine.arguments.dropFirst() {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-                FileHandle.standardError.write(Data("no such file: \(path)\n".utf8)); exit(2)
-            }
-            let files = isDir.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 }
-                : [path]
-            for file in files {
-                let bytes = [UInt8](FileManager.default.contents(atPath: file) ?? Data())
-                _ = bytes.withUnsafeBufferPointer { fuzzOne($0.baseAddress, $0.count) }
-                count += 1
-            }
-        }
-        print("FuzzClientHello: \(count) input(s) replayed, no crash")
+        replayInputs(Array(CommandLine.arguments.dropFirst()), target: "FuzzClientHello", fuzzOne)
     }
 }
 #endif

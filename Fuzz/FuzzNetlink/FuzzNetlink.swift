@@ -352,6 +352,7 @@ public func customCrossOver(_ data1: UnsafePointer<UInt8>, _ size1: Int, _ data2
 #endif
 
 #if !FUZZING
+import FuzzReplay
 import Foundation
 
 /// The replies a read of `table` gets, in Dump.table's order (the input format above).
@@ -425,22 +426,7 @@ func padded(_ m: [UInt8]) -> [UInt8] { m + [UInt8](repeating: 0, count: (4 - m.c
             print("\(msgs.count) message(s):\n" + NftRenderer(options: .init(counters: true, notes: true)).render(KernelReader.ruleset(dump)))
             return
         }
-        var count = 0
-        for path in args {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-                FileHandle.standardError.write(Data("no such file: \(path)\n".utf8)); exit(2)
-            }
-            let files = isDir.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 }
-                : [path]
-            for file in files {
-                let bytes = [UInt8](FileManager.default.contents(atPath: file) ?? Data())
-                _ = bytes.withUnsafeBufferPointer { fuzzOne($0.baseAddress, $0.count) }
-                count += 1
-            }
-        }
-        print("FuzzNetlink: \(count) input(s) replayed, no crash")
+        replayInputs(args, target: "FuzzNetlink", fuzzOne)
     }
 }
 #endif
