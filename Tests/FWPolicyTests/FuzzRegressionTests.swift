@@ -3,8 +3,9 @@ import XCTest
 @testable import FWPolicy
 
 /// What Fuzz/FuzzPolicy found (scripts/fuzz), each as the bytes that did it. Before the
-/// fixes, the first aborted fwctl (debug and release builds alike) and the other two made
-/// `fwctl check` spin, its memory growing, until killed.
+/// fixes, the two table-header and array inputs aborted fwctl (debug and release builds
+/// alike), and the NUL made `fwctl check` ignore the rest of the file and then spin, its
+/// memory growing, until killed.
 final class FuzzRegressionTests: XCTestCase {
     private func diagnostics(_ bytes: [UInt8]) -> [String] {
         let text = String(decoding: bytes, as: UTF8.self)
@@ -68,6 +69,32 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertTrue(contiguous.first?.contains("must be contiguous") ?? false, "\(contiguous)")
         let blank = diagnostics("version = 1\n[]\n")
         XCTAssertTrue(blank.first?.contains("blank bare keys") ?? false, "\(blank)")
+    }
+
+    // MARK: toml++ aborted on an array element that starts with "}"
+
+    /// The fuzzer's input, cut to the lines that matter.
+    func testBraceWhereAnArrayElementStarts() {
+        let input: [UInt8] = Array("""
+            version = 1
+            [[allow]]
+            host = "*.exa&mple.org"
+            ports = [80,}443]
+            proto = "udp"
+
+            """.utf8)
+        XCTAssertEqual(diagnostics(input), [
+            "p.toml:4:13: TOML syntax error: Error while parsing array: expected value or closing ']', saw '}'",
+        ])
+        for text in ["a = [}\n", "a = [\n  # c\n  }\n]\n", "a = [1,\u{2028}2]\n", "a = [[\u{85}]]\n"] {
+            let d = diagnostics(text)
+            XCTAssertEqual(d.count, 1, text.debugDescription)
+            XCTAssertTrue(d.first?.contains("Error while parsing array") ?? false, "\(text.debugDescription): \(d)")
+        }
+        // In strings and comments they are text, as toml++ reads them.
+        let strings = diagnostics("version = 1\na = [\"[}\", ',}', \"\"\"x[,}\n  , }\"\"\"] # [,}\n")
+        XCTAssertFalse(strings.isEmpty)
+        XCTAssertFalse(strings.contains { $0.contains("TOML syntax") }, "\(strings)")
     }
 
     // MARK: a NUL hid the rest of the file from the TOML parser

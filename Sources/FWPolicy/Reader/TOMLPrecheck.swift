@@ -1,5 +1,5 @@
 /// Refuses, before TOMLKit sees it, the text that TOMLKit and the toml++ inside it cannot
-/// take safely. Both were found by Fuzz/FuzzPolicy; each is reported as the syntax error
+/// take safely. All were found by Fuzz/FuzzPolicy; each is reported as the syntax error
 /// the TOML parser should have reported.
 ///
 /// - A NUL character. TOMLKit hands the text to toml++ as a C string, so toml++ reads only
@@ -9,6 +9,11 @@
 ///   "[[[1]]]", "[=]", a lone "[" at the end of a line. toml++ 3.4.0 (embedded by TOMLKit
 ///   0.6.0) does not check that character, and an assertion in its parse_key aborts the
 ///   whole process (fixed upstream in marzer/tomlplusplus#301).
+/// - An array element that starts with "}" or a line separator other than LF (U+0085,
+///   U+2028, U+2029), as in `ports = [80,}443]`: toml++ 3.4.0 does not check that either,
+///   and an assertion in its parse_value aborts. This check skips strings and comments, as
+///   toml++ does, so only what toml++ reads as TOML counts; "[" or "," then "}" is never
+///   valid TOML.
 ///
 /// The header check reads lines, not the TOML structure: a line whose first non-blank
 /// character is "[" counts as a table header, even inside a multi-line array or string. It
@@ -19,6 +24,10 @@
 enum TOMLPrecheck {
     static func check(_ text: String) -> TOMLDocument.SyntaxError? {
         let s = Array(text.unicodeScalars)
+        return headerOrNUL(s) ?? arrayElement(s)
+    }
+
+    private static func headerOrNUL(_ s: [Unicode.Scalar]) -> TOMLDocument.SyntaxError? {
         var i = 0
         var line = 1
         while i < s.count {
@@ -53,6 +62,70 @@ enum TOMLPrecheck {
             line += 1
         }
         return nil
+    }
+
+    private static func arrayElement(_ s: [Unicode.Scalar]) -> TOMLDocument.SyntaxError? {
+        var i = 0
+        var line = 1
+        var lineStart = 0
+        var elementNext = false // after "[" or ",": what follows blanks and comments starts an element
+        while i < s.count {
+            let c = s[i]
+            switch c {
+            case "\n":
+                i += 1
+                line += 1
+                lineStart = i
+            case " ", "\t", "\r":
+                i += 1
+            case "#":
+                while i < s.count, s[i] != "\n" { i += 1 }
+            case "\"", "'":
+                elementNext = false
+                skipString(s, &i, &line, &lineStart)
+            default:
+                if elementNext, c == "}" || c == "\u{85}" || c == "\u{2028}" || c == "\u{2029}" {
+                    return TOMLDocument.SyntaxError(
+                        location: SourceLocation(line: line, column: i - lineStart + 1),
+                        message: "TOML syntax error: Error while parsing array: expected value or closing ']', saw '\(shown(c))'")
+                }
+                elementNext = c == "[" || c == ","
+                i += 1
+            }
+        }
+        return nil
+    }
+
+    /// Past the string that starts at `i`: basic or literal, on one line or several. A
+    /// line break ends a one-line string (toml++ stops there with an error of its own).
+    private static func skipString(_ s: [Unicode.Scalar], _ i: inout Int, _ line: inout Int, _ lineStart: inout Int) {
+        let q = s[i]
+        let multi = i + 2 < s.count && s[i + 1] == q && s[i + 2] == q
+        i += multi ? 3 : 1
+        while i < s.count {
+            let c = s[i]
+            if c == "\n" {
+                guard multi else { return }
+                line += 1
+                lineStart = i + 1
+            } else if c == "\\", q == "\"" {
+                if i + 1 < s.count, s[i + 1] == "\n" {
+                    guard multi else { return }
+                    line += 1
+                    lineStart = i + 2
+                }
+                i += 2
+                continue
+            } else if c == q {
+                if !multi { i += 1; return }
+                if i + 2 < s.count, s[i + 1] == q, s[i + 2] == q {
+                    i += 3
+                    while i < s.count, s[i] == q { i += 1 } // up to two more belong to the string
+                    return
+                }
+            }
+            i += 1
+        }
     }
 
     /// Spaces and tabs, the only blanks toml++ skips there; true when there were some.
