@@ -207,15 +207,50 @@ public final class SilentUDPServer {
 public enum LoopbackPort {
     /// A port on 127.0.0.1 that is free for both UDP and TCP right now. Nothing listens
     /// on it, so it also serves as a server that is down.
+    ///
+    /// Ports come from below the kernel's ephemeral range, so no client connection (curl,
+    /// the proxy's own dials) can be given one between this call and the bind that follows;
+    /// XCTest builds every test's instance before the first runs, so a port picked in an
+    /// initialiser may wait minutes for its bind. A port is handed out once per process.
     public static func unused() -> UInt16 {
+        let range = candidates()
+        for _ in 0..<2_000 {
+            let port = UInt16.random(in: range)
+            guard reserve(port) else { continue }
+            if isFree(port) { return port }
+        }
+        // Every candidate was taken or handed out: fall back to one the kernel picks.
         while true {
             let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(udp); close(tcp) }
+            defer { close(udp) }
             guard bindLoopback(udp, 0) else { continue }
             let port = localPort(of: udp)
-            if bindLoopback(tcp, port) { return port }
+            if reserve(port), isFree(port, udpAlreadyHeld: true) { return port }
         }
+    }
+
+    private static let handedOutLock = NSLock()
+    nonisolated(unsafe) private static var handedOut = Set<UInt16>()
+
+    private static func reserve(_ port: UInt16) -> Bool {
+        handedOutLock.lock()
+        defer { handedOutLock.unlock() }
+        return handedOut.insert(port).inserted
+    }
+
+    /// Below the ephemeral range (/proc/sys/net/ipv4/ip_local_port_range), above 10000.
+    static func candidates() -> ClosedRange<UInt16> {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        let low = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { UInt16($0) } ?? 32768
+        return low > 12_000 ? 10_000...(low - 1) : 61_000...65_000
+    }
+
+    private static func isFree(_ port: UInt16, udpAlreadyHeld: Bool = false) -> Bool {
+        let udp = udpAlreadyHeld ? -1 : socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { if udp >= 0 { close(udp) }; close(tcp) }
+        if !udpAlreadyHeld && !bindLoopback(udp, port) { return false }
+        return bindLoopback(tcp, port)
     }
 
     /// A TCP socket connected to 127.0.0.1:`port`, or nil when nothing accepts there. The
