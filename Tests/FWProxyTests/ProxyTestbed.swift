@@ -87,6 +87,36 @@ final class ProxyTestbed {
         return nil
     }
 
+    /// A CONNECT to `target` that the client closes right after the proxy's answer, having
+    /// sent `then` (nothing, or the start of a ClientHello) into the tunnel. Returns the
+    /// proxy's status line.
+    func bareConnect(_ target: String, then bytes: [UInt8] = []) throws -> String {
+        guard let fd = LoopbackPort.connect(proxyPort) else { throw DaemonError("the proxy does not accept on \(proxyPort)") }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let request = Array("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n\r\n".utf8)
+        guard write(fd, request, request.count) == request.count else { throw DaemonError("cannot write the CONNECT") }
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 512)
+        while !answer.suffix(4).elementsEqual(Array("\r\n\r\n".utf8)) {
+            let n = read(fd, &chunk, chunk.count)
+            guard n > 0 else { break }
+            answer += chunk[0..<n]
+        }
+        if !bytes.isEmpty { _ = write(fd, bytes, bytes.count) }
+        return String(decoding: answer, as: UTF8.self).components(separatedBy: "\r\n").first ?? ""
+    }
+
+    /// The first access-log line whose reason contains `text`, waiting briefly.
+    func logLine(reasonContaining text: String) -> [String: Any]? {
+        for _ in 0..<40 {
+            if let l = logLines().first(where: { ($0["reason"] as? String ?? "").contains(text) }) { return l }
+            usleep(50_000)
+        }
+        return nil
+    }
+
     /// A header's value in curl's `-D` dump, name compared case-insensitively.
     static func header(_ name: String, in text: String) -> String? {
         for line in text.split(separator: "\r\n") {

@@ -101,6 +101,22 @@ final class SpliceTests: XCTestCase {
     }
 
     /// SIGTERM's drain: no new connections, open ones get until the timeout, then close.
+    /// A tunnel the client abandons before its ClientHello still leaves an access-log line
+    /// (the proxy dialed the upstream for it), with what was received.
+    func testATunnelClosedBeforeItsHelloIsLogged() throws {
+        XCTAssertEqual(try bed.bareConnect("api.example.test:\(upstreamPort)"), "HTTP/1.1 200 Connection established")
+        let empty = try XCTUnwrap(bed.logLine(reasonContaining: "before sending anything"), "\(bed.logLines())")
+        XCTAssertEqual(empty["mode"] as? String, "splice")
+        XCTAssertEqual(empty["status"] as? Int, 200)
+        XCTAssertEqual(empty["host"] as? String, "api.example.test")
+        XCTAssertNotEqual(empty["client"] as? String, "-", "the client address is known after the close")
+        // The first five bytes of a TLS record: a hello that never completes.
+        _ = try bed.bareConnect("api.example.test:\(upstreamPort)", then: [0x16, 0x03, 0x01, 0x02, 0x00])
+        let partial = try XCTUnwrap(bed.logLine(reasonContaining: "was complete (5 bytes)"), "\(bed.logLines())")
+        XCTAssertEqual(partial["bytes_up"] as? Int, 5)
+        XCTAssertEqual(bed.logLines().count, 2)
+    }
+
     func testDrainWaitsForOpenConnectionsThenStops() throws {
         let fd = try XCTUnwrap(LoopbackPort.connect(proxyPort), "the proxy accepts")
         defer { close(fd) }

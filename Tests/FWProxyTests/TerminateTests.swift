@@ -233,6 +233,30 @@ final class TerminateTests: XCTestCase {
         XCTAssertEqual(upstreamRequests().count, 0)
     }
 
+    /// Tunnels that end without a request still leave one access-log line each: the proxy
+    /// made an upstream connection (and TLS handshake) for every one of them.
+    func testTunnelsWithoutARequestAreLogged() throws {
+        XCTAssertEqual(try bed.bareConnect(host), "HTTP/1.1 200 Connection established")
+        let bare = try XCTUnwrap(bed.logLine(reasonContaining: "before sending anything"), "\(bed.logLines())")
+        XCTAssertEqual(bare["mode"] as? String, "mitm")
+        XCTAssertEqual(bare["method"] as? String, "CONNECT")
+        XCTAssertNotEqual(bare["client"] as? String, "-")
+        // TLS completes, then the client leaves without a request.
+        let r = try FWTestSupport.run(try tool("openssl"), ["s_client", "-proxy", "127.0.0.1:\(proxyPort)", "-connect", host,
+                                                            "-servername", "api.example.test", "-CAfile", path("fwctl-ca.pem")], input: "")
+        XCTAssertTrue(r.stdout.contains("Verify return code: 0"), r.stdout)
+        let quiet = try XCTUnwrap(bed.logLine(reasonContaining: "before sending a request"), "\(bed.logLines())")
+        XCTAssertEqual(quiet["mode"] as? String, "mitm")
+        XCTAssertEqual(quiet["status"] as? Int, 200)
+        // A client that rejects fwctl's certificate: the failure is the reason.
+        _ = try FWTestSupport.run(try tool("curl"), ["-sS", "--max-time", "10", "--proxy", "http://127.0.0.1:\(proxyPort)",
+                                                     "https://\(host)/"])
+        let failed = try XCTUnwrap(bed.logLine(reasonContaining: "failed before a request"), "\(bed.logLines())")
+        XCTAssertEqual(failed["mode"] as? String, "mitm")
+        XCTAssertEqual(bed.logLines().count, 3, "\(bed.logLines())")
+        XCTAssertEqual(upstreamRequests().count, 0)
+    }
+
     /// Domain fronting on a terminated tunnel: the connection is closed before the
     /// handshake, and the reason logged.
     func testSNIMustEqualTheConnectTarget() throws {

@@ -28,6 +28,10 @@ public final class AccessLog: @unchecked Sendable {
         public var reason: String?
         /// Where a redirected client was really going (transparent mode).
         public var original: String? = nil
+
+        /// fwctl refused (or could not serve) this: written at once, and a notice. A reason
+        /// on a 200 only says how a connection ended.
+        var isRefusal: Bool { reason != nil && status >= 400 }
     }
 
     static let flushInterval = DispatchTimeInterval.milliseconds(100)
@@ -68,12 +72,16 @@ public final class AccessLog: @unchecked Sendable {
             let line = Self.line(e, time: UTCTimestamp.now())
             lock.lock()
             pending.append(contentsOf: line.utf8)
-            let now = e.reason != nil || pending.count >= Self.flushBytes
+            let now = e.isRefusal || pending.count >= Self.flushBytes
             lock.unlock()
             if now { flush() }
         }
-        if let r = e.reason {
+        if let r = e.reason, e.isRefusal {
             logger.notice("\(e.mode) \(e.host):\(e.port) \(e.method ?? "") \(e.path ?? "") -> \(e.status): \(r)")
+        } else if let r = e.reason {
+            // A connection that ended early (the client left, no request came): worth a line
+            // in the access log, not a notice on the console.
+            logger.info("\(e.mode) \(e.host):\(e.port) \(e.method ?? "") \(e.path ?? "") -> \(e.status): \(r)")
         } else if logger.logLevel <= .debug {
             logger.debug("\(e.mode) \(e.host):\(e.port) \(e.method ?? "") \(e.path ?? "") -> \(e.status)")
         }

@@ -44,4 +44,10 @@ struct SNIPin {
     }
 
     var bufferedCount: Int { buffered?.readableBytes ?? 0 }
+
+    /// The access log's reason for a tunnel the client closed while its hello was awaited.
+    static func closedBeforeHello(_ identity: String, bytes: Int) -> String {
+        bytes == 0 ? "the client closed the tunnel to \(identity) before sending anything"
+                   : "the client closed the tunnel to \(identity) before its TLS ClientHello was complete (\(bytes) bytes)"
+    }
 }

@@ -27,6 +27,8 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let termination: Termination
     private let started: NIODeadline
     private let arrival: Arrival
+    /// Kept from when the handler was added: a closed channel no longer knows its peer.
+    private var client = "-"
 
     init(identity: String, port: UInt16, entry: ProxyEntry, upstream: Channel, services: ProxyServices,
          termination: Termination, started: NIODeadline, arrival: Arrival = .mitm) {
@@ -41,8 +43,19 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.started = started
     }
 
+    func handlerAdded(context: ChannelHandlerContext) { client = context.client }
+
+    /// A client that goes away before its ClientHello still leaves a line: the tunnel was
+    /// answered 200 after an upstream connection and TLS handshake were made for it.
     func channelInactive(context: ChannelHandlerContext) {
+        if state == .peeking {
+            services.log.record(.init(client: client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
+                                      status: 200, bytesUp: pin.bufferedCount, since: started,
+                                      reason: SNIPin.closedBeforeHello(identity, bytes: pin.bufferedCount)))
+            _ = pin.take()
+        }
         if state != .closed { upstream.close(promise: nil) }
+        state = .closed
         context.fireChannelInactive()
     }
 
@@ -97,7 +110,7 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func close(_ r: Refusal, context: ChannelHandlerContext) {
         guard state != .closed else { return }
         state = .closed
-        services.log.record(.init(client: context.client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
+        services.log.record(.init(client: client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
                                   status: r.status, bytesUp: pin.bufferedCount, since: started, reason: r.reason))
         _ = pin.take()
         context.close(promise: nil)

@@ -18,6 +18,8 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let services: ProxyServices
     private let started: NIODeadline
     private let arrival: Arrival
+    /// Kept from when the handler was added: a closed channel no longer knows its peer.
+    private var client = "-"
 
     init(identity: String, port: UInt16, upstream: Channel, services: ProxyServices, started: NIODeadline,
          arrival: Arrival = .splice) {
@@ -30,8 +32,19 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.started = started
     }
 
+    func handlerAdded(context: ChannelHandlerContext) { client = context.client }
+
+    /// A client that goes away before its ClientHello still leaves a line: the tunnel was
+    /// answered 200 and an upstream connection was made for it.
     func channelInactive(context: ChannelHandlerContext) {
-        if state == .peeking { upstream.close(promise: nil) }
+        if state == .peeking {
+            state = .closed
+            services.log.record(.init(client: client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
+                                      status: 200, bytesUp: pin.bufferedCount, since: started,
+                                      reason: SNIPin.closedBeforeHello(identity, bytes: pin.bufferedCount)))
+            _ = pin.take()
+            upstream.close(promise: nil)
+        }
         context.fireChannelInactive()
     }
 
@@ -47,7 +60,7 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func glue(context: ChannelHandlerContext) {
         state = .glued
         let (clientGlue, upstreamGlue) = GlueHandler.matched()
-        let client = context.client
+        let client = self.client
         let started = self.started, log = services.log, host = identity, port = self.port, arrival = self.arrival
         clientGlue.onClose = { up in
             log.record(.init(client: client, arrival, host: host, port: port, method: "CONNECT", path: nil, status: 200,
@@ -74,7 +87,7 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func close(_ r: Refusal, context: ChannelHandlerContext) {
         guard state != .closed else { return }
         state = .closed
-        services.log.record(.init(client: context.client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
+        services.log.record(.init(client: client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
                                   status: r.status, bytesUp: pin.bufferedCount, since: started, reason: r.reason))
         _ = pin.take()
         context.close(promise: nil)

@@ -44,6 +44,13 @@ final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
     private let arrival: Arrival
     /// The upstream's last error, for the 502 reason (NIO/NIOSSL texts carry no secret).
     fileprivate var upstreamError: Error?
+    /// Requests seen on this connection. A connection that ends with none still gets an
+    /// access-log line, so every upstream connection the proxy made is accounted for.
+    private var requests = 0
+    /// The client side's error (a failed TLS handshake, say), for that line's reason.
+    private var clientError: Error?
+    private var client = "-"
+    private let created = NIODeadline.now()
 
     init(identity: String, port: UInt16, upstream: Channel, services: ProxyServices, arrival: Arrival = .mitm) {
         self.identity = identity
@@ -55,6 +62,7 @@ final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        client = context.client
         // Same event loop (the dialer connects on the client's loop), so the pipeline can
         // be touched synchronously.
         if let relay = try? upstream.pipeline.syncOperations.handler(type: UpstreamRelay.self) {
@@ -76,6 +84,7 @@ final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head, let keepAlive), .idle):
+            requests += 1
             guard upstream.isActive else {
                 return fail(head: head, Refusal.upstreamFailed(host: identity, port: port, detail: upstreamErrorText), context: context)
             }
@@ -112,7 +121,17 @@ final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .streaming(let x) = state { record(x, reason: "client closed before the response ended") }
+        switch state {
+        case .streaming(let x):
+            record(x, reason: "client closed before the response ended")
+        case .idle where requests == 0:
+            let why = clientError.map { "the connection to the client failed before a request: \(Self.briefly($0))" }
+                ?? "the client closed the connection before sending a request"
+            services.log.record(.init(client: client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
+                                      status: 200, since: created, reason: why))
+        default:
+            break
+        }
         state = .closed
         upstream.close(promise: nil)
         context.fireChannelInactive()
@@ -125,6 +144,7 @@ final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A TLS or HTTP error from the client: nothing sensible can follow on this connection.
+        if clientError == nil { clientError = error }
         context.close(promise: nil)
     }
 
@@ -170,6 +190,11 @@ final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
         case .idle:
             // Nothing in flight: the client's next request would have nowhere to go.
             state = .closed
+            if requests == 0 {
+                services.log.record(.init(client: client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
+                                          status: 200, since: created,
+                                          reason: "the upstream closed the connection (\(upstreamErrorText)) before the client sent a request"))
+            }
             context.close(promise: nil)
         case .awaitingResponse(let x):
             state = .closed
@@ -186,6 +211,15 @@ final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// An error for the access log: BoringSSL's reason codes rather than its full text,
+    /// which names source files of the build.
+    static func briefly(_ error: Error) -> String {
+        let text = "\(error)"
+        let reasons = text.components(separatedBy: "OPENSSL_internal:").dropFirst()
+            .map { $0.prefix(while: { $0.isUppercase || $0.isNumber || $0 == "_" }) }.filter { !$0.isEmpty }
+        return reasons.isEmpty ? text : "TLS error " + reasons.joined(separator: ", ")
+    }
+
     private var upstreamErrorText: String {
         upstreamError.map { "\($0)" } ?? "the connection closed"
     }
@@ -198,7 +232,7 @@ final class UpstreamForwarder: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func record(_ x: Exchange, status: Int? = nil, reason: String?) {
-        services.log.record(.init(client: context?.client ?? "-", arrival, host: identity, port: port, method: x.method, path: x.path,
+        services.log.record(.init(client: client, arrival, host: identity, port: port, method: x.method, path: x.path,
                                   status: status ?? x.status, bytesUp: x.bytesUp, bytesDown: x.bytesDown, since: x.started,
                                   reason: reason))
     }
