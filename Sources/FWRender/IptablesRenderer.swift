@@ -97,13 +97,22 @@ public struct IptablesRenderer: Sendable {
     }
 
     /// The filter table, then the nat table when the ruleset has nat chains (transparent
-    /// mode, the DNS filter).
+    /// mode, the DNS filter), then the raw table when it has chains at nft's raw priority
+    /// (the DNS filter's conntrack zone).
     public func sections(_ t: Table, family: AddressFamily) -> [Section] {
         let nat = t.chains.filter { $0.base?.type == .nat }
-        let filter = t.chains.filter { $0.base?.type != .nat }
+        let raw = t.chains.filter { Self.isRaw($0) }
+        let filter = t.chains.filter { $0.base?.type != .nat && !Self.isRaw($0) }
         var out = [section("filter", filter, table: t.name, family: family)]
         if !nat.isEmpty { out.append(section("nat", nat, table: t.name, family: family)) }
+        if !raw.isEmpty { out.append(section("raw", raw, table: t.name, family: family)) }
         return out
+    }
+
+    /// A filter chain before conntrack: iptables' raw table.
+    static func isRaw(_ c: Chain) -> Bool {
+        guard let b = c.base else { return false }
+        return b.type == .filter && b.priority <= -300
     }
 
     func restore(_ t: Table, family: AddressFamily) -> String {
@@ -164,6 +173,7 @@ public struct IptablesRenderer: Sendable {
             switch s {
             case .log(let prefix): targets.append("-j LOG --log-prefix \"\(prefix)\"")
             case .redirect(let port): targets.append("-j REDIRECT --to-ports \(port)")
+            case .ctZone(let zone): targets.append("-j CT --zone-orig \(zone)")
             case .counter, .limit: break
             }
         }

@@ -104,6 +104,8 @@ public struct JSONRenderer: Sendable {
             return .object([("kind", .string("log")), ("prefix", .string(prefix))])
         case .redirect(let port):
             return .object([("kind", .string("redirect")), ("port", .int(Int64(port)))])
+        case .ctZone(let zone):
+            return .object([("kind", .string("ct_zone")), ("direction", .string("original")), ("zone", .int(Int64(zone)))])
         }
     }
 

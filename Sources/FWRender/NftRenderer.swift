@@ -72,13 +72,14 @@ public struct NftRenderer: Sendable {
     }
 
     /// nft's standard priority names for the values fwctl uses, as `nft list` prints them:
-    /// dstnat and srcnat only on the hooks they are named for (a nat output chain at -100
+    /// raw (-300) on any hook; dstnat and srcnat only on the hooks they are named for (a nat output chain at -100
     /// prints as -100); within 10 of filter (0) as an offset of it ("filter - 10").
     static func priorityName(_ p: Int, hook: Chain.Hook) -> String {
         switch (p, hook) {
         case (0, _): return "filter"
         case (-10 ... -1, _): return "filter - \(-p)"
         case (1...10, _): return "filter + \(p)"
+        case (-300, _): return "raw"
         case (-100, .prerouting): return "dstnat"
         case (100, .postrouting): return "srcnat"
         default: return "\(p)"
@@ -139,6 +140,8 @@ public struct NftRenderer: Sendable {
             return "log prefix \(quoted(prefix))"
         case .redirect(let port):
             return "redirect to :\(port)"
+        case .ctZone(let zone):
+            return "ct original zone set \(zone)"
         }
     }
 

@@ -204,10 +204,12 @@ final class DNSFilterTests: LabTestCase {
     }
 
     /// A UDP flow of fwctl's own (marked, so never redirected) that another user picks up:
-    /// the same source port, right after. Conntrack takes the user's packets for the old
-    /// flow (no NAT decision again, and `established`), so only a rule before
-    /// `established` keeps them from the resolver.
-    func testAnotherUsersPacketsOnFwctlsFlowDoNotReachTheResolver() throws {
+    /// the same source port, right after, as an ephemeral port can be by chance. Marked
+    /// flows live in a conntrack zone of their own (dns_zone), so the user's packets are a
+    /// new flow, redirected to the filter like any other: never on to the resolver, and no
+    /// EPERM either (the drop before `established` is what catches them when they do meet
+    /// an old flow: without the zone, the query fails).
+    func testAnotherUsersQueryOnTheSourcePortOfFwctlsFlowGoesToTheFilter() throws {
         let port = 40000 + Int.random(in: 0..<20000)
         let label = "reuse\(UInt32.random(in: 0 ... .max))"
         let query = """
@@ -215,7 +217,7 @@ final class DNSFilterTests: LabTestCase {
                 q = b"\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00"
                 for label in name.split("."):
                     q += bytes([len(label)]) + label.encode()
-                return q + b"\\x00\\x00\\x10\\x00\\x01"
+                return q + b"\\x00\\x00\\x01\\x00\\x01"
             """
         // As root, with fwctl's mark: what the forwarder's own upstream query looks like.
         let marked = try lab.exec(in: lab.sandbox, [try tool("python3"), "-c", query + "\n" + """
@@ -230,21 +232,24 @@ final class DNSFilterTests: LabTestCase {
             print("answered")
             """])
         XCTAssertEqual(marked.stdout, "answered\n", marked.stderr)
-        // The sandbox user, same source port, same server, unmarked.
+        // The sandbox user, same source port, same server, unmarked: a name not allowed,
+        // then an allowed one. Prints each answer's rcode, or the error.
         let reuse = try asSandboxUser(query + "\n" + """
             import socket
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", \(port)))
-            s.settimeout(1)
-            s.sendto(query("\(label).exfil.lab.test"), ("\(DynamicDNS.address)", 53))
-            try:
-                s.recvfrom(2048); print("answered")
-            except OSError:
-                print("no answer")
+            s.settimeout(2)
+            for name in ["\(label).exfil.lab.test", "app.lab.test"]:
+                try:
+                    s.sendto(query(name), ("\(DynamicDNS.address)", 53))
+                    print("rcode", s.recvfrom(2048)[0][3] & 15)
+                except OSError as e:
+                    print("error", e.errno)
             """)
+        XCTAssertEqual(reuse.stdout, "rcode 3\nrcode 0\n", "the filter answers on the reused port: \(reuse.stderr)")
         usleep(300_000)
-        XCTAssertFalse(dns.log.contains(label), "a query riding fwctl's flow reached the server: \(reuse.stdout)\(reuse.stderr)")
+        XCTAssertFalse(dns.log.contains(label), "a query on fwctl's flow reached the server: \(reuse.stdout)\(reuse.stderr)")
     }
 
     /// Slow TCP clients cannot hold the forwarder: connections are capped, UDP goes on.

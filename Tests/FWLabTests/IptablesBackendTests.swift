@@ -177,6 +177,33 @@ final class IptablesBackendTests: LabTestCase {
         }
     }
 
+    /// The DNS filter's conntrack zone for fwctl's marked flows lives in the raw table: one
+    /// chain, one jump from raw OUTPUT, the CT target; re-apply keeps it as it is and reset
+    /// takes it away again.
+    func testTheDNSFiltersZoneIsInTheRawTable() throws {
+        try eachFlavour { f in
+            var p = LabPolicy()
+            p.dnsExtra = "filter = true\nfilter_port = 5300"
+            let policy = try write(p)
+            let before4 = try save(f), before6 = try save(f, v6: true)
+            let r = try ipt(f, "apply", policy)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            for v6 in [false, true] {
+                let saved = try save(f, v6: v6)
+                let raw = saved.components(separatedBy: "*raw").dropFirst().first?.components(separatedBy: "COMMIT").first ?? ""
+                XCTAssertEqual(raw.components(separatedBy: "-A OUTPUT -j fwctl-dns_zone").count - 1, 1, "exactly one jump:\n\(saved)")
+                XCTAssertTrue(raw.contains("-A fwctl-dns_zone -m mark --mark 0x46574453 -j CT --zone-orig 18007"), saved)
+            }
+            let first = comparable(try save(f))
+            XCTAssertEqual(try ipt(f, "apply", policy).status, 0)
+            XCTAssertEqual(comparable(try save(f)), first, "a second apply changed the rules")
+            XCTAssertEqual(try ipt(f, "diff", policy, "--exit-code").status, 0)
+            XCTAssertEqual(try ipt(f, "reset").status, 0)
+            XCTAssertEqual(meaningful(try save(f)), meaningful(before4), "reset left something in raw, or elsewhere")
+            XCTAssertEqual(meaningful(try save(f, v6: true)), meaningful(before6))
+        }
+    }
+
     func testAFailedApplyChangesNothing() throws {
         try eachFlavour { f in
             XCTAssertEqual(try ipt(f, "apply", try write(LabPolicy())).status, 0)

@@ -52,9 +52,19 @@ final class DNSFilterCompileTests: XCTestCase {
         ])
     }
 
+    /// fwctl's marked flows go to a conntrack zone of their own before conntrack sees them,
+    /// so no sandbox query can share their tuple (see DNSSettings.filterZone).
+    func testMarkedFlowsGetAZoneOfTheirOwn() throws {
+        let r = try Self.compile(filter: true)
+        let zone = try XCTUnwrap(r.table.chains.first { $0.name == "dns_zone" })
+        XCTAssertEqual(zone.base, Chain.Base(type: .filter, hook: .output, priority: -300, policy: .accept))
+        XCTAssertEqual(zone.rules.map(NftRenderer().rule), ["meta mark 0x46574453 ct original zone set 18007"])
+        XCTAssertNil(try Self.compile(filter: false).table.chains.first { $0.name == "dns_zone" })
+    }
+
     func testNatChainRedirectsEveryUnmarkedQuery() throws {
         let r = try Self.compile(filter: true)
-        XCTAssertEqual(r.table.chains.map(\.name), ["output", "input", "dns_filter_in", "dns_filter"])
+        XCTAssertEqual(r.table.chains.map(\.name), ["output", "input", "dns_filter_in", "dns_zone", "dns_filter"])
         let nat = try XCTUnwrap(r.table.chains.last)
         // Before Docker's nat chain for its embedded resolver (-100): see DNSFilterLayer.natPriority.
         XCTAssertEqual(nat.base, Chain.Base(type: .nat, hook: .output, priority: -110, policy: .accept))

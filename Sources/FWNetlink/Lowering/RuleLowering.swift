@@ -23,6 +23,9 @@ struct RuleLowering {
             case .log(let prefix): exprs.append(.log(Log(prefix: prefix)))
             case .redirect(let port):
                 exprs += [.immediate(.load(ElementEncoding.bigEndian16(port))), .redir(Redir())]
+            case .ctZone(let zone):
+                // The zone is in host byte order, as nft loads it.
+                exprs += [.immediate(.load(withUnsafeBytes(of: zone) { Array($0) })), .ct(.setZone())]
             }
         }
         if let v = rule.verdict {

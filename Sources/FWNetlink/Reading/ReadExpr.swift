@@ -35,7 +35,9 @@ struct ReadExpr {
             return op == 0 && !e.has(attr(NFTNL_EXPR_BITWISE_DATA)) && b.sreg == reg1 && b.dreg == reg1
                 && b.mask.count == b.xor.count && e.u32(attr(NFTNL_EXPR_BITWISE_LEN)) == UInt32(b.mask.count)
         case .ct(let c):
-            return c.dreg == reg1 && !e.has(attr(NFTNL_EXPR_CT_DIR)) && !e.has(attr(NFTNL_EXPR_CT_SREG))
+            // The load form, or the one set form fwctl writes (ct original zone set).
+            if c.sreg == nil { return c.dreg == reg1 && c.direction == nil }
+            return c.sreg == reg1 && c.key == Ct.zoneKey && c.direction == Ct.original && !e.has(attr(NFTNL_EXPR_CT_DREG))
         case .lookup(let l):
             // A lookup with a destination register is a map; flag 1 is `!= @set`.
             let flags = e.has(attr(NFTNL_EXPR_LOOKUP_FLAGS)) ? e.u32(attr(NFTNL_EXPR_LOOKUP_FLAGS)) : 0

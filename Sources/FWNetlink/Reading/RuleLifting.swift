@@ -72,7 +72,7 @@ struct RuleScanner {
         while i < items.count {
             if let (m, n) = match(at: i, &ctx) {
                 out.append(LiftedUnit(kind: .match(m), text: text(i, n))); i += n
-            } else if let s = redirect(at: i) {
+            } else if let s = redirect(at: i) ?? ctZone(at: i) {
                 out.append(LiftedUnit(kind: .statement(s), text: text(i, 2))); i += 2
             } else if let s = statement(items[i]) {
                 out.append(LiftedUnit(kind: .statement(s), text: items[i].text)); i += 1
@@ -109,6 +109,13 @@ struct RuleScanner {
         default:
             return nil
         }
+    }
+
+    /// `immediate reg 1 ZONE` + `ct set zone with reg 1 , dir original`: `ct original zone set ZONE`.
+    func ctZone(at i: Int) -> Statement? {
+        guard case .immediate(let imm)? = at(i), imm.dreg == reg1, let zone = imm.data, zone.count == 2,
+              case .ct(let c)? = at(i + 1), c.sreg == reg1, c.key == Ct.zoneKey, c.direction == Ct.original else { return nil }
+        return .ctZone(zone.withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) })
     }
 
     /// `immediate reg 1 PORT` + `redir proto_min reg 1 flags 0x2`: `redirect to :PORT`.

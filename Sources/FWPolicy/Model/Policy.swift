@@ -58,6 +58,13 @@ extension DNSSettings {
     /// resolvers. Setting SO_MARK needs CAP_NET_ADMIN, which the sandbox user lacks, so the
     /// sandbox cannot pass its queries off as fwctl's. ("FWDS" in ASCII.)
     public static let filterMark: UInt32 = 0x4657_4453
+
+    /// The conntrack zone of fwctl's own (marked) DNS flows, original direction only
+    /// ("FW"). A sandbox query whose source port and server equal those of a recent query of
+    /// the forwarder's would otherwise meet that flow in conntrack, skip the redirect and be
+    /// dropped (EPERM); in a zone of their own the two never meet, and the sandbox's query
+    /// is a new flow, redirected to the filter like any other.
+    public static let filterZone: UInt16 = 0x4657
 }
 
 public struct ProxySettings: Sendable, Equatable {

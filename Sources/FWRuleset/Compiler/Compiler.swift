@@ -49,6 +49,7 @@ public enum Compiler {
         var chains = [outputChain(p, input: input, groups: groups, proxy: proxy, dnsFilter: dnsFilter)]
         if p.firewall.inbound == .established { chains.append(inputChain(p)) }
         if let guardChain = dnsFilter?.inputGuard { chains.append(guardChain) }
+        if let zone = dnsFilter?.zoneChain { chains.append(zone) }
         // Direct destinations (and the host's own subnets) are reached directly, not redirected.
         let direct = (p.firewall.hostNetwork ? hostNetworkRules(.destination) : []) + groups.flatMap(\.rules)
         if let nat = proxy?.natChain(direct: direct) { chains.append(nat) }

@@ -59,6 +59,18 @@ struct DNSFilterLayer {
         }
     }
 
+    static let zoneChain = "dns_zone"
+    /// nft's `raw` priority: before conntrack (-200), where a zone can still be chosen.
+    static let rawPriority = -300
+
+    /// Puts fwctl's marked flows in their own conntrack zone (DNSSettings.filterZone), so a
+    /// sandbox query never rides one of them, and so never meets the drop that guards
+    /// against exactly that.
+    var zoneChain: Chain {
+        Chain(name: Self.zoneChain, base: .init(type: .filter, hook: .output, priority: Self.rawPriority, policy: .accept),
+              rules: [Rule([.mark(mark)], [.ctZone(DNSSettings.filterZone)], nil)])
+    }
+
     static let guardChain = "dns_filter_in"
 
     /// An input chain of its own (whatever `inbound` says): packets to `filter_port` reach

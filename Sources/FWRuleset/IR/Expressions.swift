@@ -127,6 +127,10 @@ public enum Statement: Sendable, Equatable {
     /// `redirect to :3130` (nat chains): the connection goes to this port on the local host;
     /// a terminal statement (the packet is accepted by nat).
     case redirect(port: UInt16)
+    /// `ct original zone set 18007` (raw-priority chains, before conntrack): the connection
+    /// this packet opens is tracked in its own zone for the original direction; replies
+    /// still find it from zone 0.
+    case ctZone(UInt16)
 
     public static let counter = Statement.counter(packets: nil, bytes: nil)
 
