@@ -154,10 +154,17 @@ public final class ProxyServer: @unchecked Sendable {
     /// SO_REUSEPORT lets the next proxy (a second `fwctl up`) bind the same ports while this
     /// one still holds them, so they are never free for another user to take: the kernel
     /// admits a second socket on the port only with the same uid.
+    ///
+    /// Accepting keeps up under load: the listener shares an event loop with connections
+    /// doing TLS, so each of its turns takes up to `acceptBatch` connections (NIO's default
+    /// is 4), and the queue holds `backlog` (the kernel caps it at net.core.somaxconn).
+    /// With 4 and 256, a burst of 1,000 clients overflowed the queue: SYNs were dropped,
+    /// clients waited for retransmits and gave up, and half of them never got a connection.
     static func listener(group: EventLoopGroup, services: ProxyServices,
                          initialize: @escaping @Sendable (Channel, ProxyServices) -> EventLoopFuture<Void>) -> ServerBootstrap {
         ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.backlog, value: backlog)
+            .serverChannelOption(.maxMessagesPerRead, value: acceptBatch)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -166,6 +173,9 @@ public final class ProxyServer: @unchecked Sendable {
                 return initialize(channel, services)
             }
     }
+
+    static let backlog: Int32 = 4096
+    static let acceptBatch: UInt = 64
 
     private static func endpoint(of ch: Channel) throws -> SocketEndpoint {
         guard let local = ch.localAddress, let ip = local.ipAddress, let addr = IPAddress(ip), let port = local.port else {
