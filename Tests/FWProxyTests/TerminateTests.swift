@@ -233,6 +233,16 @@ final class TerminateTests: XCTestCase {
         XCTAssertEqual(upstreamRequests().count, 0)
     }
 
+    /// A closing TLS connection waits briefly for the peer's close_notify: NIOSSL holds the
+    /// connection's handler, buffers and TLS state until that timer fires, even after the
+    /// socket is gone, so under tunnel churn NIOSSL's default of 5 s kept more dead
+    /// connections in memory than live ones (BENCHMARKS.md, Soak).
+    func testClosingTLSConnectionsAreNotKeptForSeconds() throws {
+        let termination = try XCTUnwrap(bed.proxy?.services.termination)
+        XCTAssertLessThanOrEqual(termination.upstreamContext.configuration.shutdownTimeout, .seconds(1))
+        XCTAssertLessThanOrEqual(try termination.serverContext(for: "api.example.test").configuration.shutdownTimeout, .seconds(1))
+    }
+
     /// Tunnels that end without a request still leave one access-log line each: the proxy
     /// made an upstream connection (and TLS handshake) for every one of them.
     func testTunnelsWithoutARequestAreLogged() throws {

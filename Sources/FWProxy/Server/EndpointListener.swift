@@ -20,11 +20,7 @@ final class EndpointUpstream: @unchecked Sendable {
 
     /// System trust store plus `upstream_ca`, HTTP/1.1 only, as `Termination` builds it.
     init(secrets: SecretStore, settings: ProxySettings) throws {
-        var client = TLSConfiguration.makeClientConfiguration()
-        client.trustRoots = .default
-        if let extra = settings.upstreamCA { client.additionalTrustRoots = [.file(extra)] }
-        client.applicationProtocols = ["http/1.1"]
-        upstreamContext = try NIOSSLContext(configuration: client)
+        upstreamContext = try Termination.upstreamTLS(settings)
         self.secrets = secrets
         maxBodyBytes = settings.maxBodyBytes
     }

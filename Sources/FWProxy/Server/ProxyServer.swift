@@ -53,7 +53,7 @@ public final class ProxyServer: @unchecked Sendable {
 
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
-    private let services: ProxyServices
+    let services: ProxyServices
     private let listen: SocketEndpoint
     private var channel: Channel?
     private let endpointListeners: [EndpointListener]
