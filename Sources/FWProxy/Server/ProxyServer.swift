@@ -66,6 +66,8 @@ public final class ProxyServer: @unchecked Sendable {
     /// Where the transparent listener listens (127.0.0.1, and ::1 when the host has IPv6).
     public private(set) var transparentAddresses: [SocketEndpoint] = []
     private let logger: Logger
+    /// Started with the listeners, stopped with them.
+    private var trimmer: HeapTrimmer?
 
     /// `dnsServers`: the resolvers the proxy asks for upstream names (the policy's).
     /// `secrets`: the store the injector and scrubber read (the caller keeps it to reload on
@@ -124,6 +126,7 @@ public final class ProxyServer: @unchecked Sendable {
             endpointAddresses.append(try Self.endpoint(of: ep))
         }
         if let port = transparentPort { try startTransparent(port: port) }
+        trimmer = HeapTrimmer()
         return bound
     }
 
@@ -212,6 +215,7 @@ public final class ProxyServer: @unchecked Sendable {
         defer { stopOnce.unlock() }
         guard !isStopped else { return }
         isStopped = true
+        trimmer?.stop()
         closeListeners()
         services.log.flush()
         try? group.syncShutdownGracefully()
