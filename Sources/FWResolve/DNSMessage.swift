@@ -134,6 +134,18 @@ public enum DNSMessage {
         ldns_pkt_free(pkt)
         var wire = reply
         guard capTTLs(in: &wire, to: capTTL) else { return nil }
+        // A compression pointer may point into bytes a TTL occupies, so capping that TTL
+        // changes a name: the client would read other owners (and reach other addresses)
+        // than the sets got. The capped message must read as the same records, TTLs capped.
+        // Found by Fuzz/FuzzDNS.
+        if wire != reply {
+            var again: UnsafeMutablePointer<ldns_pkt>?
+            let status = wire.withUnsafeBufferPointer { ldns_wire2pkt(&again, $0.baseAddress, $0.count) }
+            guard status == LDNS_STATUS_OK, let capped = again else { return nil }
+            let same = DNSResponse(capped) == response.cappingTTLs(at: capTTL)
+            ldns_pkt_free(capped)
+            guard same else { return nil }
+        }
         let (addresses, ttl) = reachableAddresses(response, from: query.name)
         return DNSForwardedAnswer(rcode: header.rcode, addresses: addresses, ttl: ttl.map { min($0, capTTL) },
                                   wire: wire)

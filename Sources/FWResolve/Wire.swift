@@ -66,6 +66,11 @@ struct DNSResponse: Equatable, Sendable {
 
     static let noError: UInt8 = 0, serverFailure: UInt8 = 2, nameError: UInt8 = 3, refused: UInt8 = 5
 
+    /// The same records with no TTL above `cap`.
+    func cappingTTLs(at cap: UInt32) -> DNSResponse {
+        DNSResponse(rcode: rcode, records: records.map { AnswerRecord(owner: $0.owner, ttl: min($0.ttl, cap), data: $0.data) })
+    }
+
     var rcodeName: String {
         let names = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
                      "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE"]

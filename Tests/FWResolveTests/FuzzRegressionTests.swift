@@ -32,4 +32,30 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertEqual(answer.ttl, 100)
         XCTAssertEqual(answer.wire.count, fixed.count)
     }
+
+    /// A reply to "example.com A" whose first record's owner is a compression pointer into
+    /// the last byte of its own TTL (0x00: the root). Capping that TTL at 300 writes 0x2c
+    /// there, and the owner becomes a 44-byte label: the client would read other records than
+    /// the ones the filter judged. Such a reply is now refused.
+    func testNameCompressedIntoATTL() throws {
+        let query = try DNSBytes.parsed(DNSBytes.query("example.com", id: 0x1234, type: 1))
+        let reply: [UInt8] = [
+            0x12, 0x34, 0x81, 0x80, 0x00, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
+            0x07, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x03, 0x63, 0x6f, 0x6d, 0x00, 0x00, 0x01, 0x00, 0x01,
+            // owner -> offset 38, A, IN, TTL 3584 (its last byte is offset 38), 0.1.0.1
+            0xc0, 0x26, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x0e, 0x00, 0x00, 0x04, 0x00, 0x01, 0x00, 0x01,
+            // example.com CNAME, TTL 0x002cc00c, RDLENGTH 1: the root
+            0xc0, 0x0c, 0x00, 0x05, 0x00, 0x01, 0x00, 0x2c, 0xc0, 0x0c, 0x00, 0x01,
+        ] + [UInt8](repeating: 0, count: 95)
+        XCTAssertNil(DNSMessage.readAnswer(reply, to: query, capTTL: 300))
+        // Under the cap nothing is rewritten, and the same reply is read as it stands.
+        XCTAssertNotNil(DNSMessage.readAnswer(reply, to: query, capTTL: 0x0100_0000))
+
+        // The owner pointing at the question's name instead: capped and read as before.
+        var plain = reply
+        plain[30] = 0x0c
+        let answer = try XCTUnwrap(DNSMessage.readAnswer(plain, to: query, capTTL: 300))
+        XCTAssertEqual(answer.addresses, [IPAddress("0.1.0.1")!])
+        XCTAssertEqual(answer.ttl, 300)
+    }
 }
