@@ -85,9 +85,7 @@ public enum DNSMessage {
             return .reply(header.reply(rcode: notImplemented, question: []))
         }
         let malformed = DNSQueryParse.reply(header.reply(rcode: formatError, question: []))
-        var parsed: UnsafeMutablePointer<ldns_pkt>?
-        let status = bytes.withUnsafeBufferPointer { ldns_wire2pkt(&parsed, $0.baseAddress, $0.count) }
-        guard status == LDNS_STATUS_OK, let pkt = parsed else { return malformed }
+        guard let pkt = LDNSPacket.parse(bytes) else { return malformed }
         defer { ldns_pkt_free(pkt) }
         guard ldns_pkt_qdcount(pkt) == 1, let list = ldns_pkt_question(pkt), ldns_rr_list_rr_count(list) == 1,
               let rr = ldns_rr_list_rr(list, 0), let name = DNSResponse.domainName(ldns_rr_owner(rr)),
@@ -127,9 +125,7 @@ public enum DNSMessage {
             return DNSForwardedAnswer(rcode: header.rcode, addresses: [], ttl: nil, wire: reply)
         }
         guard asksOurQuestion else { return nil }
-        var parsed: UnsafeMutablePointer<ldns_pkt>?
-        let status = reply.withUnsafeBufferPointer { ldns_wire2pkt(&parsed, $0.baseAddress, $0.count) }
-        guard status == LDNS_STATUS_OK, let pkt = parsed else { return nil }
+        guard let pkt = LDNSPacket.parse(reply) else { return nil }
         let response = DNSResponse(pkt)
         ldns_pkt_free(pkt)
         var wire = reply
@@ -139,9 +135,7 @@ public enum DNSMessage {
         // than the sets got. The capped message must read as the same records, TTLs capped.
         // Found by Fuzz/FuzzDNS.
         if wire != reply {
-            var again: UnsafeMutablePointer<ldns_pkt>?
-            let status = wire.withUnsafeBufferPointer { ldns_wire2pkt(&again, $0.baseAddress, $0.count) }
-            guard status == LDNS_STATUS_OK, let capped = again else { return nil }
+            guard let capped = LDNSPacket.parse(wire) else { return nil }
             let same = DNSResponse(capped) == response.cappingTTLs(at: capTTL)
             ldns_pkt_free(capped)
             guard same else { return nil }

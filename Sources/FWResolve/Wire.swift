@@ -97,9 +97,7 @@ extension DNSQuery {
         }
         // A truncated answer may be cut mid-record, so only its header is trusted.
         if reply[2] & 0x02 != 0 { return .truncated }
-        var parsed: UnsafeMutablePointer<ldns_pkt>?
-        let status = reply.withUnsafeBufferPointer { ldns_wire2pkt(&parsed, $0.baseAddress, $0.count) }
-        guard status == LDNS_STATUS_OK, let pkt = parsed else { return .malformed }
+        guard let pkt = LDNSPacket.parse(reply) else { return .malformed }
         defer { ldns_pkt_free(pkt) }
         guard asksThisQuestion(ldns_pkt_question(pkt)) else { return .notOurs }
         return .response(DNSResponse(pkt))

@@ -58,4 +58,33 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertEqual(answer.addresses, [IPAddress("0.1.0.1")!])
         XCTAssertEqual(answer.ttl, 300)
     }
+
+    /// Two TSIG records in the additional section: ldns_wire2pkt keeps the first as the
+    /// packet's signature and overwrites it with the second without freeing it, so every
+    /// such message leaked (found by FuzzDNS's leak check; a sandbox client could send them
+    /// at will). fwctl signs nothing, so a message with a TSIG record is refused before
+    /// ldns builds a packet: a query gets FORMERR, a reply is not read.
+    func testTSIGRecordsAreRefusedBeforeLdnsKeepsThem() throws {
+        // Root owner, type TSIG (250), class ANY, TTL 0, RDLENGTH 0.
+        let tsig: [UInt8] = [0x00, 0x00, 0xfa, 0x00, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]
+        var query = DNSBytes.query("example.com", id: 0x4242)
+        query[11] = 2   // ARCOUNT
+        query += tsig + tsig
+        XCTAssertTrue(LDNSPacket.carriesTSIG(query))
+        guard case .reply(let formerr) = DNSMessage.parseQuery(query) else {
+            return XCTFail("a query with TSIG records was accepted: \(DNSMessage.parseQuery(query))")
+        }
+        XCTAssertEqual(formerr[3] & 0x0f, 1, "FORMERR")
+        XCTAssertEqual(Array(formerr[0..<2]), [0x42, 0x42])
+
+        let plain = try DNSBytes.parsed(DNSBytes.query("example.com", id: 0x4242))
+        var reply = DNSBytes.query("example.com", id: 0x4242, flags: 0x8180)
+        reply[11] = 1
+        reply += tsig
+        XCTAssertNil(DNSMessage.readAnswer(reply, to: plain, capTTL: 300))
+        // Without it, the same reply is read.
+        XCTAssertNotNil(DNSMessage.readAnswer(Array(reply.dropLast(tsig.count)).enumerated().map { $0.offset == 11 ? 0 : $0.element },
+                                              to: plain, capTTL: 300))
+        XCTAssertFalse(LDNSPacket.carriesTSIG(DNSBytes.query("example.com")))
+    }
 }
