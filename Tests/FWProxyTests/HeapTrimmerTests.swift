@@ -18,17 +18,19 @@ final class HeapTrimmerTests: XCTestCase {
         // has nothing of it to give back.
         try XCTSkipIf(dlsym(nil, "__asan_init") != nil || dlsym(nil, "__tsan_init") != nil,
                       "a sanitizer's allocator replaces glibc's")
-        // 64 MiB in blocks below the mmap threshold, so they come from the heap, touched so
-        // they are resident; a small block after them keeps the heap's top from shrinking
-        // by itself when they are freed.
-        let blocks = (0..<2048).map { _ -> UnsafeMutableRawPointer in
-            let p = malloc(32 * 1024)!
-            memset(p, 1, 32 * 1024)
+        // 128 MiB in blocks below the mmap threshold, so they come from the heap, touched so
+        // they are resident. Every other one is freed: the ones kept between them stop the
+        // freed ones from joining the heap's top, which glibc would shrink by itself, so
+        // only a trim can give their pages back (in a test process that has run others, a
+        // single block kept after them could land anywhere).
+        let size = 32 * 1024
+        let blocks = (0..<4096).map { _ -> UnsafeMutableRawPointer in
+            let p = malloc(size)!
+            memset(p, 1, size)
             return p
         }
-        let pin = malloc(64)!
-        defer { free(pin) }
-        for p in blocks { free(p) }
+        defer { for (i, p) in blocks.enumerated() where i % 2 == 1 { free(p) } }
+        for (i, p) in blocks.enumerated() where i % 2 == 0 { free(p) }
         let before = resident()
         HeapTrimmer.trimNow()
         let after = resident()
