@@ -24,42 +24,23 @@ import os
 import random
 import signal
 import socket
-import struct
 import sys
 import time
+
+# The DNS wire helpers of the watch benchmark's client.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "watch"))
+from dnsclient import build_query, parse_answers  # noqa: E402
 
 A, AAAA, TXT = 1, 28, 16
 
 
-def build_query(qid, name, qtype):
-    header = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
-    qname = b"".join(bytes([len(l)]) + l.encode() for l in name.rstrip(".").split(".")) + b"\0"
-    return header + qname + struct.pack("!HH", qtype, 1)
-
-
-def skip_name(msg, i):
-    while True:
-        n = msg[i]
-        if n == 0:
-            return i + 1
-        if n & 0xC0 == 0xC0:
-            return i + 2
-        i += 1 + n
-
-
 def parse(msg):
     """(id, rcode, {rtype: count})"""
-    qid, flags, qd, an = struct.unpack("!HHHH", msg[:8])
-    i = 12
-    for _ in range(qd):
-        i = skip_name(msg, i) + 4
+    qid, rcode, records = parse_answers(msg)
     types = {}
-    for _ in range(an):
-        i = skip_name(msg, i)
-        rtype, _c, _ttl, rdlen = struct.unpack("!HHIH", msg[i:i + 10])
-        i += 10 + rdlen
+    for rtype, _data in records:
         types[rtype] = types.get(rtype, 0) + 1
-    return qid, flags & 0xF, types
+    return qid, rcode, types
 
 
 def ask(server, name, qtype):

@@ -35,10 +35,10 @@ DIRECT_PORT = 20000
 PORTS = 10000
 
 
-def build_query(qid, name):
+def build_query(qid, name, qtype=1):
     header = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     qname = b"".join(bytes([len(label)]) + label.encode() for label in name.rstrip(".").split(".")) + b"\0"
-    return header + qname + struct.pack("!HH", 1, 1)
+    return header + qname + struct.pack("!HH", qtype, 1)
 
 
 def skip_name(msg, i):
@@ -51,21 +51,26 @@ def skip_name(msg, i):
         i += 1 + n
 
 
-def parse_reply(msg):
-    """(id, rcode, [A addresses])"""
+def parse_answers(msg):
+    """(id, rcode, [(rtype, rdata)]) of the answer section. bench/soak/dnstrickle.py uses it too."""
     qid, flags, qd, an = struct.unpack("!HHHH", msg[:8])
     i = 12
     for _ in range(qd):
         i = skip_name(msg, i) + 4
-    addresses = []
+    records = []
     for _ in range(an):
         i = skip_name(msg, i)
         rtype, _rclass, _ttl, rdlen = struct.unpack("!HHIH", msg[i:i + 10])
         i += 10
-        if rtype == 1 and rdlen == 4:
-            addresses.append(socket.inet_ntoa(msg[i:i + 4]))
+        records.append((rtype, msg[i:i + rdlen]))
         i += rdlen
-    return qid, flags & 0xF, addresses
+    return qid, flags & 0xF, records
+
+
+def parse_reply(msg):
+    """(id, rcode, [A addresses])"""
+    qid, rcode, records = parse_answers(msg)
+    return qid, rcode, [socket.inet_ntoa(d) for t, d in records if t == 1 and len(d) == 4]
 
 
 def ask(server, name, marked, qid, port, timeout=2.0):
