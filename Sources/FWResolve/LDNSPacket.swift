@@ -5,19 +5,22 @@ import CLdns
 /// ldns_wire2pkt (ldns 1.8) keeps a TSIG record of the additional section as the packet's
 /// signature and overwrites it with the next one without freeing it, so every message with
 /// two TSIG records leaked them; a client of the DNS filter could send those at will. fwctl
-/// signs nothing and none of its peers does, so a message with any TSIG record is refused
-/// before ldns builds a packet. The records are walked with ldns_wire2rr, exactly as
-/// ldns_wire2pkt walks them, so both see the same records. Found by Fuzz/FuzzDNS.
+/// signs nothing and none of its peers does, so a signed message is refused. A message
+/// that could hold two (two or more additional records) is walked first, with ldns_wire2rr
+/// exactly as ldns_wire2pkt walks it, so both see the same records; any other is parsed
+/// once (this is on every query's path) and refused when ldns kept a signature. Found by
+/// Fuzz/FuzzDNS.
 enum LDNSPacket {
     static let tsig = UInt16(LDNS_RR_TYPE_TSIG.rawValue)
 
     /// The parsed packet (the caller frees it with ldns_pkt_free), or nil when ldns cannot
     /// read `bytes` or they carry a TSIG record.
     static func parse(_ bytes: [UInt8]) -> UnsafeMutablePointer<ldns_pkt>? {
-        guard !carriesTSIG(bytes) else { return nil }
+        if let header = DNSHeader(bytes), header.additionals >= 2, carriesTSIG(bytes) { return nil }
         var parsed: UnsafeMutablePointer<ldns_pkt>?
         let status = bytes.withUnsafeBufferPointer { ldns_wire2pkt(&parsed, $0.baseAddress, $0.count) }
         guard status == LDNS_STATUS_OK, let pkt = parsed else { return nil }
+        guard ldns_pkt_tsig(pkt) == nil else { ldns_pkt_free(pkt); return nil }
         return pkt
     }
 
