@@ -45,9 +45,16 @@ struct SNIPin {
 
     var bufferedCount: Int { buffered?.readableBytes ?? 0 }
 
-    /// The access log's reason for a tunnel the client closed while its hello was awaited.
-    static func closedBeforeHello(_ identity: String, bytes: Int) -> String {
-        bytes == 0 ? "the client closed the tunnel to \(identity) before sending anything"
-                   : "the client closed the tunnel to \(identity) before its TLS ClientHello was complete (\(bytes) bytes)"
+    /// The access-log line of a tunnel that ended while its hello was awaited: refused
+    /// (`refusal`), or closed by the client (status 200, as its CONNECT was answered), with
+    /// the bytes received so far.
+    func endLine(client: String, _ arrival: Arrival, port: UInt16, since started: NIODeadline,
+                 refusal: Refusal? = nil) -> AccessLog.Entry {
+        let bytes = bufferedCount
+        let reason = refusal?.reason ?? (bytes == 0
+            ? "the client closed the tunnel to \(identity) before sending anything"
+            : "the client closed the tunnel to \(identity) before its TLS ClientHello was complete (\(bytes) bytes)")
+        return AccessLog.Entry(client: client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
+                               status: refusal?.status ?? 200, bytesUp: bytes, since: started, reason: reason)
     }
 }

@@ -49,9 +49,7 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// answered 200 after an upstream connection and TLS handshake were made for it.
     func channelInactive(context: ChannelHandlerContext) {
         if state == .peeking {
-            services.log.record(.init(client: client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
-                                      status: 200, bytesUp: pin.bufferedCount, since: started,
-                                      reason: SNIPin.closedBeforeHello(identity, bytes: pin.bufferedCount)))
+            services.log.record(pin.endLine(client: client, arrival, port: port, since: started))
             _ = pin.take()
         }
         if state != .closed { upstream.close(promise: nil) }
@@ -110,8 +108,7 @@ final class TerminateHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func close(_ r: Refusal, context: ChannelHandlerContext) {
         guard state != .closed else { return }
         state = .closed
-        services.log.record(.init(client: client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
-                                  status: r.status, bytesUp: pin.bufferedCount, since: started, reason: r.reason))
+        services.log.record(pin.endLine(client: client, arrival, port: port, since: started, refusal: r))
         _ = pin.take()
         context.close(promise: nil)
         upstream.close(promise: nil)

@@ -39,9 +39,7 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if state == .peeking {
             state = .closed
-            services.log.record(.init(client: client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
-                                      status: 200, bytesUp: pin.bufferedCount, since: started,
-                                      reason: SNIPin.closedBeforeHello(identity, bytes: pin.bufferedCount)))
+            services.log.record(pin.endLine(client: client, arrival, port: port, since: started))
             _ = pin.take()
             upstream.close(promise: nil)
         }
@@ -87,8 +85,7 @@ final class TunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func close(_ r: Refusal, context: ChannelHandlerContext) {
         guard state != .closed else { return }
         state = .closed
-        services.log.record(.init(client: client, arrival, host: identity, port: port, method: "CONNECT", path: nil,
-                                  status: r.status, bytesUp: pin.bufferedCount, since: started, reason: r.reason))
+        services.log.record(pin.endLine(client: client, arrival, port: port, since: started, refusal: r))
         _ = pin.take()
         context.close(promise: nil)
         upstream.close(promise: nil)
